@@ -1,0 +1,72 @@
+"""Inference backends behind one small interface, so ONNX Runtime can stand in for torch.
+
+An encoder turns preprocessed image batches and token batches into L2-normalised float32 CPU
+tensors. It also quacks like an open_clip model for `build_zero_shot_classifier`
+(`encode_text(tokens, normalize=True)`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol
+
+from .models import LoadedModel
+
+
+class Encoder(Protocol):
+    loaded: LoadedModel
+    cache_identity: str  # the key under which this encoder's embeddings are cached
+    name: str
+
+    def encode_image(self, images, normalize: bool = True): ...
+
+    def encode_text(self, tokens, normalize: bool = True): ...
+
+    @property
+    def logit_scale(self) -> float: ...
+
+
+class TorchEncoder:
+    """The reference path: open_clip's own modules, eager, AMP on CUDA."""
+
+    name = "torch"
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.cache_identity = loaded.identity
+        self.encoder_calls = 0  # images batches encoded; tests count re-encoding with it
+
+    def _context(self):
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.loaded.use_amp:
+            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        return stack
+
+    def encode_image(self, images, normalize: bool = True):
+        self.encoder_calls += 1
+        with self._context():
+            features = self.loaded.model.encode_image(images.to(self.loaded.device), normalize=normalize)
+        return features.float().cpu()
+
+    def encode_text(self, tokens, normalize: bool = True):
+        with self._context():
+            features = self.loaded.model.encode_text(tokens.to(self.loaded.device), normalize=normalize)
+        return features.float().cpu()
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.loaded.model.logit_scale.detach().exp().cpu())
+
+
+def make_encoder(loaded: LoadedModel, backend: str = "torch", **options) -> Encoder:
+    """Pick a backend by name; `auto` and `onnx` are resolved by the ONNX module when present."""
+    if backend in ("torch", None, ""):
+        return TorchEncoder(loaded)
+    try:
+        from .onnx_backend import make_onnx_encoder
+    except ImportError:
+        return TorchEncoder(loaded)
+    return make_onnx_encoder(loaded, backend, **options)

@@ -1,0 +1,63 @@
+"""Scores from embeddings: CLIP's softmax over labels of logit_scale × cosine similarity.
+
+Pure numpy on already-normalised vectors, so re-scoring hundreds of images after a label edit
+is a single matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Scores:
+    """Per image (rows) and label (columns): probabilities and the raw cosines behind them."""
+
+    labels: list[str]
+    probs: np.ndarray
+    cosines: np.ndarray
+    multi_label: bool = False
+
+    def top(self, row: int, k: int | None = None) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probs[row], kind="stable")[: k or len(self.labels)]
+        return [(self.labels[j], float(self.probs[row, j])) for j in order]
+
+    def as_dict(self, row: int) -> dict[str, float]:
+        return {label: float(p) for label, p in zip(self.labels, self.probs[row])}
+
+
+def softmax_scores(features: np.ndarray, label_weights: np.ndarray, logit_scale: float,
+                   labels: list[str]) -> Scores:
+    """Probabilities that sum to one across labels (the image holds exactly one of them)."""
+    cosines = features @ label_weights.T
+    return Scores(labels, softmax(logit_scale * cosines), cosines)
+
+
+def independent_scores(features: np.ndarray, label_weights: np.ndarray, background: np.ndarray,
+                       logit_scale: float, labels: list[str]) -> Scores:
+    """Multi-label mode: each label on its own, as "this label" vs a generic photo.
+
+    sigmoid(scale·(cos_label − cos_background)) is the two-way CLIP softmax between the label's
+    prompt and a neutral prompt, so several labels can be near 1 for an image that holds several.
+    """
+    cosines = features @ label_weights.T
+    baseline = features @ background.reshape(-1, 1)
+    probs = 1.0 / (1.0 + np.exp(-logit_scale * (cosines - baseline)))
+    return Scores(labels, probs, cosines, multi_label=True)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def rank(query: np.ndarray, features: np.ndarray, top_k: int | None = None) -> list[tuple[int, float]]:
+    """Indices of `features` by cosine to `query` (both normalised), best first."""
+    if len(features) == 0:
+        return []
+    cosines = features @ query.reshape(-1)
+    order = np.argsort(-cosines, kind="stable")[: top_k or len(cosines)]
+    return [(int(i), float(cosines[i])) for i in order]

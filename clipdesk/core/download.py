@@ -1,0 +1,147 @@
+"""Fetch open_clip pretrained weights into clipdesk's cache, reporting progress as a job.
+
+open_clip's registry says where a tag's weights live; huggingface_hub does the transfer (with its
+resume and integrity checks) and tells us each chunk through a tqdm class we hand it, so the GUI's
+progress dialog, the CLI's bar and cancel all work the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+from .errors import Cancelled, ModelLoadError
+from .jobs import CancelToken, Job, Progress
+from .paths import weights_dir
+
+HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def _hf_location(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    hub = cfg.get("hf_hub", "") if cfg else ""
+    if not hub:
+        return None
+    if hub.endswith("/"):  # open_clip's convention: a bare repo holds the default file names
+        return hub.rstrip("/"), HF_FILES
+    repo_id, filename = os.path.split(hub)
+    return repo_id, (filename,)
+
+
+def cached_weights(arch: str, tag: str) -> Path | None:
+    """The local file for (arch, tag) if it was downloaded before, without touching the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    location = _hf_location(arch, tag)
+    if location is not None:
+        repo_id, filenames = location
+        for filename in filenames:
+            found = try_to_load_from_cache(repo_id, filename, cache_dir=weights_dir())
+            if isinstance(found, str) and os.path.isfile(found):
+                return Path(found)
+        return None
+    import open_clip
+
+    url = open_clip.get_pretrained_cfg(arch, tag).get("url", "")
+    target = weights_dir() / os.path.basename(url) if url else None
+    return target if target is not None and target.is_file() else None
+
+
+def offline_message(arch: str, tag: str, reason: object = "") -> str:
+    why = f" ({reason})" if reason else ""
+    return (
+        f"Could not download the weights for {arch} '{tag}'{why}, and they are not in the cache "
+        f"folder {weights_dir()}. Connect to the internet once, or load a local file with "
+        f"--pretrained PATH (the GUI: Model › Load checkpoint…), or try the built-in demo model."
+    )
+
+
+def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[Path]:
+    """Download (arch, tag) weights unless cached; yields byte progress, returns the file path."""
+    existing = cached_weights(arch, tag)
+    if existing is not None:
+        return existing
+    events: queue.Queue = queue.Queue()
+    result: dict[str, object] = {}
+    thread = threading.Thread(
+        target=_download_thread, args=(arch, tag, events, result, cancel), daemon=True
+    )
+    thread.start()
+    done, total = 0, None
+    while thread.is_alive() or not events.empty():
+        try:
+            kind, value = events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if kind == "total":
+            total = value
+        elif kind == "bytes":
+            done += value
+            yield Progress(done, total, f"Downloading {arch} {tag}", unit="B")
+    thread.join()
+    if "error" in result:
+        error = result["error"]
+        if isinstance(error, Cancelled):
+            raise error
+        raise ModelLoadError(offline_message(arch, tag, _short(error)))
+    return Path(str(result["path"]))
+
+
+def _short(error: object) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
+
+
+def _progress_class(events: queue.Queue, cancel: CancelToken | None):
+    from tqdm.auto import tqdm
+
+    class QueueTqdm(tqdm):
+        """Forwards every chunk to the job's queue; raising here aborts the transfer on cancel."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            if kwargs.get("total"):
+                events.put(("total", int(kwargs["total"])))
+
+        def update(self, n=1):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("Download cancelled.")
+            events.put(("bytes", int(n or 0)))
+            return super().update(n)
+
+    return QueueTqdm
+
+
+def _download_thread(arch, tag, events, result, cancel) -> None:
+    try:
+        location = _hf_location(arch, tag)
+        if location is None:
+            import open_clip
+            from open_clip.pretrained import download_pretrained_from_url
+
+            url = open_clip.get_pretrained_cfg(arch, tag)["url"]
+            result["path"] = download_pretrained_from_url(url, cache_dir=str(weights_dir()))
+            return
+        from huggingface_hub import hf_hub_download
+
+        repo_id, filenames = location
+        last_error: Exception | None = None
+        for filename in filenames:
+            try:
+                result["path"] = hf_hub_download(
+                    repo_id, filename, cache_dir=weights_dir(),
+                    tqdm_class=_progress_class(events, cancel),
+                )
+                return
+            except Cancelled:
+                raise
+            except Exception as error:  # noqa: BLE001 - try the next file name, report the last
+                last_error = error
+        result["error"] = last_error
+    except Exception as error:  # noqa: BLE001 - surfaced by the job as one sentence
+        result["error"] = error

@@ -1,0 +1,147 @@
+"""Files → normalised image embeddings, with decoding overlapped with inference.
+
+Decoding (read, hash, JPEG draft decode, preprocess) runs on a small thread pool a few batches
+ahead of the encoder; Pillow and torch both release the GIL, so the encoder rarely waits.
+Cached files are only read and hashed, never decoded or encoded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Encoder
+from .cache import EmbeddingCache, content_digest
+from .errors import ImageLoadError
+from .images import decode_rgb, read_bytes
+from .jobs import CancelToken, Job, Progress, check
+
+
+@dataclass
+class EmbedResult:
+    """Embeddings in input order for the files that worked, and one message per file that did not."""
+
+    paths: list[Path] = field(default_factory=list)
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    digests: list[str] = field(default_factory=list)
+    errors: dict[Path, str] = field(default_factory=dict)
+    encoded: int = 0  # how many images went through the encoder (the rest were cache hits)
+
+
+@dataclass
+class _Item:
+    path: Path
+    digest: str = ""
+    tensor: object = None
+    cached: np.ndarray | None = None
+    error: str = ""
+
+
+def default_workers() -> int:
+    """Decode threads: the encoder's intra-op threads need the cores most of the time."""
+    return max(1, min(4, (os.cpu_count() or 2)))
+
+
+class _Loader:
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache, exact: bool) -> None:
+        self.encoder = encoder
+        self.cache = cache
+        size = encoder.loaded.image_size
+        self.draft_size = None if exact else 2 * size  # never below twice the model's input
+
+    def __call__(self, path: Path) -> _Item:
+        item = _Item(path)
+        try:
+            data = read_bytes(path)
+            item.digest = content_digest(data)
+            hit = self.cache.get_images(self.encoder.cache_identity, [item.digest])
+            if hit:
+                item.cached = hit[item.digest]
+                return item
+            image = decode_rgb(data, path, self.draft_size)
+            item.tensor = self.encoder.loaded.preprocess(image)
+        except ImageLoadError as error:
+            item.error = str(error)
+        except Exception as error:  # noqa: BLE001 - one odd file must not end the run
+            item.error = f"{path}: could not be processed ({type(error).__name__}: {error})."
+        return item
+
+
+def embed_job(
+    encoder: Encoder,
+    paths: Sequence[Path],
+    cache: EmbeddingCache,
+    batch_size: int = 32,
+    exact: bool = False,
+    cancel: CancelToken | None = None,
+    workers: int | None = None,
+) -> Job[EmbedResult]:
+    """Embed `paths`; yields Progress whose payload is the list of (path, vector|None, error)."""
+    import torch
+
+    result = EmbedResult()
+    vectors: list[np.ndarray] = []
+    total = len(paths)
+    started = Progress(0, total, "Embedding images", unit="img")
+    yield started
+    loader = _Loader(encoder, cache, exact)
+    lookahead = max(2 * batch_size, 8)
+    with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="decode") as pool:
+        pending: deque[Future] = deque()
+        queue = iter(paths)
+        done = 0
+        batch: list[_Item] = []
+        try:
+            while True:
+                while len(pending) < lookahead:
+                    path = next(queue, None)
+                    if path is None:
+                        break
+                    pending.append(pool.submit(loader, Path(path)))
+                if not pending and not batch:
+                    break
+                if pending:
+                    batch.append(pending.popleft().result())
+                if len(batch) < batch_size and pending:
+                    continue
+                check(cancel)
+                payload = _encode_batch(encoder, cache, batch, result, vectors, torch)
+                done += len(batch)
+                batch = []
+                yield Progress(done, total, "Embedding images", unit="img",
+                               started=started.started, payload=payload)
+        finally:
+            for future in pending:
+                future.cancel()
+    dim = vectors[0].shape[-1] if vectors else 0
+    result.features = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
+    return result
+
+
+def _encode_batch(encoder, cache, batch, result, vectors, torch) -> list[tuple]:
+    to_encode = [item for item in batch if item.tensor is not None]
+    if to_encode:
+        features = encoder.encode_image(torch.stack([item.tensor for item in to_encode])).numpy()
+        fresh = {}
+        for item, vector in zip(to_encode, features):
+            item.cached = vector
+            fresh[item.digest] = vector
+        cache.put_images(encoder.cache_identity, fresh)
+        result.encoded += len(to_encode)
+    payload = []
+    for item in batch:
+        if item.error:
+            result.errors[item.path] = item.error
+        else:
+            result.paths.append(item.path)
+            result.digests.append(item.digest)
+            vectors.append(item.cached)
+        payload.append((item.path, item.cached if not item.error else None, item.error))
+        item.tensor = None  # free the decoded batch early: 2,000 images must fit in 2 GB
+    return payload

@@ -1,0 +1,137 @@
+"""The one object the GUI, the CLI and training talk to: a loaded model + its caches.
+
+It embeds files (cached by content), encodes labels (cached per label), and scores or searches
+from embeddings, so editing labels never re-encodes an image.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backends import Encoder
+from .cache import EmbeddingCache
+from .classify import Scores, independent_scores, rank, softmax_scores
+from .embed import EmbedResult, embed_job
+from .errors import LabelError
+from .jobs import CancelToken, Job
+from .prompts import DEFAULT_TEMPLATES, Label, clean_labels, template_set
+
+log = logging.getLogger(__name__)
+BACKGROUND = Label("object")  # the neutral prompt multi-label scores are measured against
+
+
+@dataclass
+class LabelSet:
+    """Cleaned labels, their class vectors, and notes on what was dropped or cut."""
+
+    labels: list[Label]
+    weights: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+
+class Engine:
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+        self.encoder = encoder
+        self.cache = cache
+        self._text_memo: dict[str, np.ndarray] = {}
+        self.text_encodes = 0  # labels that went through the text encoder (tests count it)
+
+    @property
+    def loaded(self):
+        return self.encoder.loaded
+
+    # -- images -------------------------------------------------------------------------------
+    def embed_job(self, paths: Sequence[Path], batch_size: int = 32, exact: bool = False,
+                  cancel: CancelToken | None = None) -> Job[EmbedResult]:
+        return embed_job(self.encoder, paths, self.cache, batch_size, exact, cancel)
+
+    def embed_image(self, path: Path) -> np.ndarray:
+        from .jobs import run_job
+
+        result = run_job(self.embed_job([Path(path)], batch_size=1))
+        if result.errors:
+            from .errors import ImageLoadError
+
+            raise ImageLoadError(next(iter(result.errors.values())))
+        return result.features[0]
+
+    # -- labels -------------------------------------------------------------------------------
+    def label_set(self, raw_labels: Sequence[str | Label], templates: str = DEFAULT_TEMPLATES) -> LabelSet:
+        template_set(templates)  # validate early, one clear sentence
+        labels, notes = clean_labels(list(raw_labels))
+        if not labels:
+            raise LabelError("No labels given: type at least one candidate label.")
+        notes += self._length_notes(labels)
+        return LabelSet(labels, self.label_weights(labels, templates), notes)
+
+    def label_weights(self, labels: Sequence[Label], templates: str) -> np.ndarray:
+        identity = self.encoder.cache_identity
+        keys = [label.key(templates) for label in labels]
+        missing = [k for k in keys if k not in self._text_memo]
+        if missing:
+            self._text_memo.update(self.cache.get_texts(identity, missing))
+        todo = [(label, key) for label, key in zip(labels, keys) if key not in self._text_memo]
+        if todo:
+            fresh = {key: self._encode_label(label, templates) for label, key in todo}
+            self.cache.put_texts(identity, fresh)
+            self._text_memo.update(fresh)
+        return np.stack([self._text_memo[k] for k in keys]).astype(np.float32)
+
+    def _encode_label(self, label: Label, templates: str) -> np.ndarray:
+        """open_clip's zero-shot classifier: mean of normalised prompt embeddings, renormalised."""
+        import torch
+        from open_clip import build_zero_shot_classifier
+
+        if "{}" in label.name:  # its own template: each filled prompt stands as is
+            names, prompt_templates = label.prompts(templates), ("{}",)
+        else:
+            names, prompt_templates = [label.name, *label.synonyms], template_set(templates)
+        with torch.inference_mode():
+            columns = build_zero_shot_classifier(
+                self.encoder, self.loaded.tokenizer, names, list(prompt_templates),
+                num_classes_per_batch=None, device="cpu",
+            )
+        self.text_encodes += 1
+        vector = columns.float().mean(dim=1)
+        return (vector / vector.norm()).cpu().numpy()
+
+    def _length_notes(self, labels: list[Label]) -> list[str]:
+        encode = getattr(self.loaded.tokenizer, "encode", None)
+        if encode is None:
+            return []
+        limit = self.loaded.context_length - 2  # start and end tokens
+        return [
+            f"Label '{label.name[:40]}…' is longer than the model's {limit} tokens; its end was cut."
+            for label in labels if len(encode(label.name)) > limit
+        ]
+
+    # -- scoring ------------------------------------------------------------------------------
+    def score(self, features: np.ndarray, label_set: LabelSet, multi_label: bool = False,
+              templates: str = DEFAULT_TEMPLATES) -> Scores:
+        scale = self.encoder.logit_scale
+        if multi_label:
+            background = self.label_weights([BACKGROUND], templates)[0]
+            return independent_scores(features, label_set.weights, background, scale, label_set.names)
+        head = self.loaded.head
+        if head is not None and set(head.class_names) == set(label_set.names) and len(features):
+            return head.scores(features, label_set)
+        return softmax_scores(features, label_set.weights, scale, label_set.names)
+
+    def search_text(self, query: str, features: np.ndarray, top_k: int | None = None,
+                    templates: str = "none") -> list[tuple[int, float]]:
+        if not query.strip():
+            raise LabelError("The search query is empty.")
+        vector = self.label_weights([Label(query.strip())], templates)[0]
+        return rank(vector, features, top_k)
+
+    def search_image(self, query: np.ndarray, features: np.ndarray, top_k: int | None = None) -> list[tuple[int, float]]:
+        return rank(query, features, top_k)

@@ -1,0 +1,259 @@
+"""Load CLIP models: open_clip architecture + a pretrained source (tag, local file, folder, none).
+
+A model's `identity` names its weights (not its path), so caches keyed by it stay valid when a
+checkpoint moves and never mix two different sets of weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelLoadError
+from .jobs import CancelToken, Job, Progress
+from .paths import resources_dir
+
+DEFAULT_ARCH = "ViT-B-32-256"
+DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+TINY_ARCH = "clipdesk-tiny"
+RANDOM_SEED = 0  # `pretrained=none` is seeded so that caches and tests see the same weights
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """Everything inference needs, on one device."""
+
+    arch: str
+    pretrained: str
+    identity: str
+    model: Any  # open_clip.CLIP
+    preprocess: Any  # eval transform: PIL image -> tensor
+    preprocess_train: Any
+    tokenizer: Any
+    device: Any  # torch.device
+    metadata: dict = field(default_factory=dict)
+    head: Any = None  # a trained few-shot head (clipdesk.core.heads), if the checkpoint has one
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.model, "context_length", 77))
+
+    @property
+    def use_amp(self) -> bool:
+        """Mixed precision only on CUDA: CPU autocast is slower and changes results."""
+        return self.device.type == "cuda"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata.get("class_names", []))
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.arch} ({Path(self.pretrained).name if _is_path(self.pretrained) else self.pretrained})"
+
+
+def register_configs() -> None:
+    """Make the architectures shipped in resources/ known to open_clip (idempotent)."""
+    import open_clip
+    from open_clip.factory import _MODEL_CONFIG_PATHS
+
+    folder = resources_dir() / "model_configs"
+    if folder not in _MODEL_CONFIG_PATHS:
+        open_clip.add_model_config(folder)
+
+
+def list_architectures() -> list[str]:
+    import open_clip
+
+    register_configs()
+    return open_clip.list_models()
+
+
+def list_pretrained_tags(arch: str) -> list[str]:
+    import open_clip
+
+    return open_clip.list_pretrained_tags_by_model(arch)
+
+
+def resolve_device(name: str = "auto"):
+    """`auto` prefers CUDA, then Apple's MPS, then the CPU."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ModelLoadError("CUDA was requested but no CUDA GPU is available; use --device cpu.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadError("MPS was requested but is not available on this machine; use --device cpu.")
+    if name not in ("cpu", "cuda", "gpu", "mps"):
+        raise ModelLoadError(f"Unknown device '{name}'; choose auto, cpu, cuda or mps.")
+    return torch.device("cuda" if name == "gpu" else name)
+
+
+def _is_path(pretrained: str) -> bool:
+    return bool(pretrained) and (Path(pretrained).exists() or any(
+        pretrained.endswith(s) for s in CHECKPOINT_SUFFIXES) or "/" in pretrained or "\\" in pretrained)
+
+
+def file_fingerprint(path: Path) -> str:
+    """Hash of size + head + tail: cheap on a 600 MB checkpoint, still tells weights apart."""
+    digest = hashlib.blake2b(digest_size=12)
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(4 << 20))
+        if size > 8 << 20:
+            handle.seek(-(4 << 20), 2)
+            digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def read_metadata(folder: Path) -> dict:
+    try:
+        return json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{folder} has no readable {METADATA_FILE}: {error}") from error
+
+
+def load_model_job(
+    arch: str = DEFAULT_ARCH,
+    pretrained: str = DEFAULT_PRETRAINED,
+    device: str = "auto",
+    cancel: CancelToken | None = None,
+) -> Job[LoadedModel]:
+    """Load a model, downloading a tag's weights first if needed (progress is yielded)."""
+    register_configs()
+    pretrained = (pretrained or "none").strip()
+    torch_device = resolve_device(device)
+    if pretrained.lower() == "demo":
+        from .demo import demo_model_dir
+
+        pretrained = str(demo_model_dir())
+    if pretrained.lower() in ("none", "random"):
+        return _build(arch, None, "none", f"{arch}/none-seed{RANDOM_SEED}", torch_device)
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        return (yield from _load_folder(path, torch_device, cancel))
+    if path.is_file():
+        return _build(arch, path, str(path), f"{arch}/file-{file_fingerprint(path)}", torch_device)
+    if _is_path(pretrained):
+        raise ModelLoadError(f"Checkpoint '{pretrained}' does not exist.")
+    return (yield from _load_tag(arch, pretrained, torch_device, cancel))
+
+
+def load_model(arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, device: str = "auto") -> LoadedModel:
+    """Synchronous `load_model_job` for scripts and tests."""
+    from .jobs import run_job
+
+    return run_job(load_model_job(arch, pretrained, device))
+
+
+def _load_tag(arch: str, tag: str, device, cancel) -> Job[LoadedModel]:
+    import open_clip
+
+    _check_arch(arch)
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        tags = ", ".join(list_pretrained_tags(arch)) or "none"
+        raise ModelLoadError(
+            f"'{tag}' is neither a pretrained tag of {arch} (known: {tags}) nor an existing file."
+        )
+    from .download import download_job
+
+    yield Progress(0, None, f"Looking for {arch} {tag} weights…")
+    path = yield from download_job(arch, tag, cancel)
+    return _build(arch, Path(path), tag, f"{arch}/{tag}", device, tag_cfg=cfg)
+
+
+def _load_folder(folder: Path, device, cancel) -> Job[LoadedModel]:
+    """A fine-tuned model folder: metadata.json + model.safetensors, or a head over a base model."""
+    metadata = read_metadata(folder)
+    arch = metadata.get("architecture")
+    if not arch:
+        raise ModelLoadError(f"{folder / METADATA_FILE} does not name an architecture.")
+    weights = folder / WEIGHTS_FILE
+    if weights.is_file():
+        loaded = _build(arch, weights, str(folder), f"{arch}/file-{file_fingerprint(weights)}", device)
+    else:
+        base = metadata.get("base_pretrained", "none")
+        base_path = (folder / base) if base and (folder / base).exists() else None
+        loaded = yield from load_model_job(arch, str(base_path or base), device.type, cancel)
+        loaded.pretrained = str(folder)
+    loaded.metadata = metadata
+    if metadata.get("head"):
+        from .heads import load_head
+
+        loaded.head = load_head(folder, metadata, loaded.device)
+        loaded.identity = loaded.identity  # image embeddings are the base model's: keep its cache
+    return loaded
+
+
+def _check_arch(arch: str) -> None:
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise ModelLoadError(f"Unknown architecture '{arch}'; `clipdesk models` lists them.")
+
+
+def _build(arch: str, weights: Path | None, pretrained: str, identity: str, device,
+           tag_cfg: dict | None = None) -> LoadedModel:
+    import open_clip
+    import torch
+
+    _check_arch(arch)
+    tag_cfg = tag_cfg or {}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
+                arch,
+                pretrained=None,
+                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                image_mean=tag_cfg.get("mean"),
+                image_std=tag_cfg.get("std"),
+                image_interpolation=tag_cfg.get("interpolation"),
+                image_resize_mode=tag_cfg.get("resize_mode"),
+            )
+        if weights is not None:
+            _load_weights(model, weights, arch)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - open_clip raises many types; one sentence out
+        raise ModelLoadError(f"Could not build {arch}: {error}") from error
+    model.eval().to(device)
+    tokenizer = open_clip.get_tokenizer(arch)
+    return LoadedModel(arch, pretrained, identity, model, preprocess, preprocess_train, tokenizer, device)
+
+
+def _load_weights(model, weights: Path, arch: str) -> None:
+    from open_clip.factory import load_checkpoint
+
+    if weights.suffix not in CHECKPOINT_SUFFIXES:
+        raise ModelLoadError(
+            f"{weights.name} is not a checkpoint clipdesk reads ({', '.join(CHECKPOINT_SUFFIXES)})."
+        )
+    try:
+        # weights_only=True: a .pt/.bin is never unpickled into arbitrary objects.
+        load_checkpoint(model, str(weights), strict=True, weights_only=True)
+    except Exception as error:  # noqa: BLE001
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"{weights} does not hold weights for the {arch} architecture ({first})."
+        ) from error

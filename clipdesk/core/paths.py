@@ -1,0 +1,48 @@
+"""Every user path comes from appdirs; environment variables redirect them (tests, portable installs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import appdirs
+
+APP_NAME = "clipdesk"
+
+
+def _dir(env_var: str, default: str) -> Path:
+    path = Path(os.environ.get(env_var) or default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    """Embedding cache, downloaded weights, ONNX exports: safe to delete."""
+    return _dir("CLIPDESK_CACHE_DIR", appdirs.user_cache_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    """Settings and label sets."""
+    return _dir("CLIPDESK_CONFIG_DIR", appdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """Things the user made and would miss: fine-tuned models."""
+    return _dir("CLIPDESK_DATA_DIR", appdirs.user_data_dir(APP_NAME))
+
+
+def weights_dir() -> Path:
+    path = cache_dir() / "weights"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def finetuned_models_dir() -> Path:
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resources_dir() -> Path:
+    """The repository's `resources/` folder (tiny configs, demo model, icons)."""
+    return Path(__file__).resolve().parents[2] / "resources"
