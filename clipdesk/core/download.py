@@ -65,6 +65,9 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
     existing = cached_weights(arch, tag)
     if existing is not None:
         return existing
+    reason = _offline_reason()
+    if reason:
+        raise ModelLoadError(offline_message(arch, tag, reason))
     events: queue.Queue = queue.Queue()
     result: dict[str, object] = {}
     thread = threading.Thread(
@@ -89,6 +92,23 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
             raise error
         raise ModelLoadError(offline_message(arch, tag, _short(error)))
     return Path(str(result["path"]))
+
+
+def _offline_reason() -> str:
+    """Fail in a second rather than after huggingface_hub's minute of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return "offline mode is set (HF_HUB_OFFLINE)"
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError:
+        return f"no connection to {host}"
+    return ""
 
 
 def _short(error: object) -> str:

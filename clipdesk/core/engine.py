@@ -135,3 +135,18 @@ class Engine:
 
     def search_image(self, query: np.ndarray, features: np.ndarray, top_k: int | None = None) -> list[tuple[int, float]]:
         return rank(query, features, top_k)
+
+
+def open_engine_job(arch: str, pretrained: str, device: str = "auto", backend: str = "torch",
+                    precision: str = "fp32", use_cache: bool = True,
+                    cancel: CancelToken | None = None) -> Job[Engine]:
+    """Load the model (downloading if needed), pick the backend, attach the cache."""
+    from .backends import make_encoder
+    from .cache import NullCache
+    from .models import load_model_job
+
+    loaded = yield from load_model_job(arch, pretrained, device, cancel)
+    encoder = make_encoder(loaded, backend, precision=precision)
+    if hasattr(encoder, "prepare_job"):  # e.g. the ONNX export on first use, with progress
+        encoder = yield from encoder.prepare_job(cancel)
+    return Engine(encoder, EmbeddingCache() if use_cache else NullCache())

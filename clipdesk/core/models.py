@@ -6,8 +6,10 @@ checkpoint moves and never mix two different sets of weights.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,7 @@ def load_model_job(
     register_configs()
     pretrained = (pretrained or "none").strip()
     torch_device = resolve_device(device)
-    if pretrained.lower() == "demo":
+    if pretrained.lower() == "demo" or arch.lower() == "demo":
         from .demo import demo_model_dir
 
         pretrained = str(demo_model_dir())
@@ -220,7 +222,7 @@ def _build(arch: str, weights: Path | None, pretrained: str, identity: str, devi
     _check_arch(arch)
     tag_cfg = tag_cfg or {}
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(RANDOM_SEED)
             model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
                 arch,
@@ -240,6 +242,18 @@ def _build(arch: str, weights: Path | None, pretrained: str, identity: str, devi
     model.eval().to(device)
     tokenizer = open_clip.get_tokenizer(arch)
     return LoadedModel(arch, pretrained, identity, model, preprocess, preprocess_train, tokenizer, device)
+
+
+@contextlib.contextmanager
+def _quiet_open_clip():
+    """open_clip warns on the root logger that random init is random; we asked for that."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _load_weights(model, weights: Path, arch: str) -> None:

@@ -93,7 +93,8 @@ def clean_labels(raw: list[str | Label]) -> tuple[list[Label], list[str]]:
 
 def read_labels_file(path) -> list[str]:
     try:
-        text = open(path, encoding="utf-8-sig").read()
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as error:
         raise LabelError(f"Could not read labels from {path}: {error}.") from error
     return [line.strip() for line in re.split(r"[\n\r]+", text) if line.strip() and not line.startswith("#")]
