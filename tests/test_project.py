@@ -1,0 +1,48 @@
+"""Contracts of the project itself: layering, and the README's promises that CI relies on."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_core_training_and_cli_never_import_qt():
+    layers = [*(ROOT / "clipdesk" / "core").rglob("*.py"), *(ROOT / "training").rglob("*.py"),
+              ROOT / "clipdesk" / "cli.py"]
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] in ("PySide6", "shiboken6") or n.startswith("clipdesk.qt"))
+        for path in layers
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_importing_core_does_not_import_qt():
+    code = "import sys, clipdesk.core.engine, clipdesk.cli; print(any(m.startswith('PySide6') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.search(r"```bash\n(.*?)```", readme, re.S).group(1).strip().splitlines()
+    assert len(commands) == 2
+    test_command = commands[1].split("#")[0].strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+    install = commands[0].split("&&")[0].strip()
+    assert install in ci_lines
