@@ -10,18 +10,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from open_clip import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
-
 from .errors import LabelError
 
-TEMPLATE_SETS: dict[str, tuple] = {
-    "none": ("{}",),
-    "photo": ("a photo of a {}.",),
-    # open_clip's "simple" ImageNet set: seven of the 80 OpenAI prompts, nearly as accurate.
-    "ensemble": SIMPLE_IMAGENET_TEMPLATES,
-    "imagenet80": OPENAI_IMAGENET_TEMPLATES,
-}
+TEMPLATE_SET_NAMES = ("none", "photo", "ensemble", "imagenet80")
 DEFAULT_TEMPLATES = "photo"
+
+
+def _template_sets() -> dict[str, tuple]:
+    """Built on first use: open_clip imports torch (seconds), and the GUI parses labels at start-up."""
+    from open_clip import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
+
+    return {
+        "none": ("{}",),
+        "photo": ("a photo of a {}.",),
+        # open_clip's "simple" ImageNet set: seven of the 80 OpenAI prompts, nearly as accurate.
+        "ensemble": SIMPLE_IMAGENET_TEMPLATES,
+        "imagenet80": OPENAI_IMAGENET_TEMPLATES,
+    }
+
+
+def __getattr__(name: str):
+    if name == "TEMPLATE_SETS":  # still importable as before, just lazily
+        return _template_sets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,13 @@ def _tidy(text: str) -> str:
 
 
 def template_set(name: str) -> tuple:
-    try:
-        return TEMPLATE_SETS[name]
-    except KeyError:
+    if name not in TEMPLATE_SET_NAMES:
         raise LabelError(
-            f"Unknown template set '{name}'; choose one of {', '.join(TEMPLATE_SETS)}."
-        ) from None
+            f"Unknown template set '{name}'; choose one of {', '.join(TEMPLATE_SET_NAMES)}."
+        )
+    if name in ("none", "photo"):  # no open_clip import (so no torch) for the common sets
+        return {"none": ("{}",), "photo": ("a photo of a {}.",)}[name]
+    return _template_sets()[name]
 
 
 def split_labels(text: str) -> list[str]:

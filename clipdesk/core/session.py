@@ -1,0 +1,376 @@
+"""The desktop app's state without Qt: loaded images, candidate labels, embeddings and scores.
+
+Views subscribe with `session.on(event, callback)` and re-read what they need (napari's pattern:
+a pure model emitting events, thin widgets over it). Scores are computed elsewhere (the worker,
+from cached embeddings); the session only stores them and turns a score row into a decision,
+applying the unsure rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LabelError
+from .prompts import parse_label
+
+UNSURE = "unsure"
+MULTI_LABEL_DEFAULT_THRESHOLD = 0.5  # independent scores: a label "is there" above this
+
+
+@dataclass
+class ImageItem:
+    path: Path
+    status: str = "pending"  # pending → done | error
+    error: str = ""
+    vector: np.ndarray | None = None
+    probs: np.ndarray | None = None  # over `Session.score_labels`
+    similarity: float | None = None  # last search's cosine, None when no search is active
+
+
+@dataclass
+class Decision:
+    """What the app shows for one image: its label (or "unsure"), and the top-2 evidence."""
+
+    label: str
+    score: float
+    top_label: str
+    second_label: str
+    second_score: float
+    unsure: bool
+    labels: list[str] = field(default_factory=list)  # multi-label: every label above threshold
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.second_score
+
+
+def decide(probs: np.ndarray, names: Sequence[str], threshold: float = 0.0, margin: float = 0.0,
+           multi_label: bool = False) -> Decision:
+    """The unsure rule: top-1 below `threshold`, or top-1 minus top-2 below `margin`, is unsure.
+
+    In multi-label mode every label scoring at least the threshold (0.5 when unset) is present;
+    an image where none is present is unsure. Zero disables a test.
+    """
+    order = np.argsort(-probs, kind="stable")
+    top = int(order[0])
+    second = int(order[1]) if len(order) > 1 else None
+    score = float(probs[top])
+    second_score = float(probs[second]) if second is not None else 0.0
+    second_label = names[second] if second is not None else ""
+    if multi_label:
+        cut = threshold or MULTI_LABEL_DEFAULT_THRESHOLD
+        present = [names[int(j)] for j in order if probs[int(j)] >= cut]
+        label = ", ".join(present) if present else UNSURE
+        return Decision(label, score, names[top], second_label, second_score, not present, present)
+    unsure = (threshold > 0 and score < threshold) or (
+        margin > 0 and second is not None and score - second_score < margin)
+    return Decision(UNSURE if unsure else names[top], score, names[top], second_label,
+                    second_score, unsure, [] if unsure else [names[top]])
+
+
+def label_name(text: str) -> str:
+    """The display name of a label line ("car | automobile" → "car")."""
+    return parse_label(text).name
+
+
+class Session:
+    """Images (in the order they were added), labels as typed, and the options of the unsure rule."""
+
+    def __init__(self) -> None:
+        self.items: list[ImageItem] = []
+        self._index: dict[Path, int] = {}
+        self.labels: list[str] = []  # raw lines: "car | automobile" keeps its synonyms
+        self.templates = "photo"
+        self.threshold = 0.0
+        self.margin = 0.0
+        self.multi_label = False
+        self.score_labels: list[str] = []  # the label names the stored probabilities refer to
+        self.search_query = ""
+        self._listeners: dict[str, list[Callable]] = defaultdict(list)
+
+    # -- events ---------------------------------------------------------------------------------
+    def on(self, event: str, callback: Callable) -> None:
+        """Events: added(first, last), about_to_reset, reset, changed(rows), labels, scores, options."""
+        self._listeners[event].append(callback)
+
+    def _emit(self, event: str, *args) -> None:
+        for callback in list(self._listeners[event]):
+            callback(*args)
+
+    # -- images ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @staticmethod
+    def _key(path: Path | str) -> Path:
+        return Path(path).expanduser().absolute()
+
+    def row_of(self, path: Path | str) -> int | None:
+        return self._index.get(self._key(path))
+
+    def add_paths(self, paths: Iterable[Path | str]) -> list[Path]:
+        """Append files not already present; returns the ones added (duplicates are skipped)."""
+        added = []
+        for raw in paths:
+            path = self._key(raw)
+            if path in self._index:
+                continue
+            self._index[path] = len(self.items)
+            self.items.append(ImageItem(path))
+            added.append(path)
+        if added:
+            self._emit("added", len(self.items) - len(added), len(self.items) - 1)
+        return added
+
+    def add_errors(self, errors: dict[Path, str]) -> None:
+        """Paths that could not even be listed (missing files) still show, with their message."""
+        new = self.add_paths(errors)
+        for path in new:
+            self.set_error(path, errors.get(path) or errors.get(Path(path)) or "unreadable")
+
+    def remove_rows(self, rows: Iterable[int]) -> None:
+        drop = set(rows)
+        if not drop:
+            return
+        self._emit("about_to_reset")
+        self.items = [item for i, item in enumerate(self.items) if i not in drop]
+        self._reindex()
+        self._emit("reset")
+
+    def clear(self) -> None:
+        self._emit("about_to_reset")
+        self.items, self._index = [], {}
+        self._emit("reset")
+
+    def _reindex(self) -> None:
+        self._index = {item.path: i for i, item in enumerate(self.items)}
+
+    def replace_paths(self, moves: Iterable[tuple[Path, Path]]) -> None:
+        """Files moved on disk (sort into folders, or its undo): keep their results under the new path."""
+        changed = []
+        for old, new in moves:
+            row = self.row_of(old)
+            if row is None or self.row_of(new) is not None:
+                continue
+            self.items[row].path = self._key(new)
+            changed.append(row)
+        self._reindex()
+        if changed:
+            self._emit("changed", changed)
+
+    def reset_embeddings(self) -> None:
+        """Another model was loaded: every image must be embedded again (with the new model)."""
+        for item in self.items:
+            item.status, item.error, item.vector, item.probs, item.similarity = "pending", "", None, None, None
+        self.score_labels = []
+        self.search_query = ""
+        self._emit("scores")
+
+    def pending_paths(self) -> list[Path]:
+        return [item.path for item in self.items if item.status == "pending"]
+
+    def set_error(self, path: Path, message: str) -> None:
+        row = self.row_of(path)
+        if row is not None:
+            item = self.items[row]
+            item.status, item.error, item.vector, item.probs = "error", message, None, None
+            self._emit("changed", [row])
+
+    def set_embeddings(self, batch: Iterable[tuple[Path, np.ndarray | None, str]],
+                       probs: np.ndarray | None = None, score_labels: Sequence[str] = ()) -> None:
+        """One embedding batch from the worker; `probs` (rows aligned with the good ones) optional."""
+        changed, k = [], 0
+        for path, vector, error in batch:
+            row = self.row_of(path)
+            if vector is None:
+                if row is not None:
+                    item = self.items[row]
+                    item.status, item.error = "error", error or "could not be read"
+                    changed.append(row)
+                continue
+            if row is not None:
+                item = self.items[row]
+                item.status, item.error, item.vector = "done", "", np.asarray(vector, np.float32)
+                if probs is not None and list(score_labels) == self.score_labels:
+                    item.probs = probs[k]
+                changed.append(row)
+            k += 1
+        if changed:
+            self._emit("changed", changed)
+
+    def features(self) -> tuple[list[Path], np.ndarray]:
+        """Paths and stacked embeddings of every image encoded so far (for scoring and search)."""
+        done = [item for item in self.items if item.vector is not None]
+        if not done:
+            return [], np.zeros((0, 0), np.float32)
+        return [item.path for item in done], np.stack([item.vector for item in done])
+
+    def set_scores(self, paths: Sequence[Path], probs: np.ndarray, labels: Sequence[str]) -> None:
+        """Replace all scores (a re-score after a label edit): rows of `probs` follow `paths`."""
+        self.score_labels = list(labels)
+        for item in self.items:
+            item.probs = None
+        for path, row in zip(paths, probs):
+            index = self.row_of(path)
+            if index is not None:
+                self.items[index].probs = np.asarray(row, np.float32)
+        self._emit("scores")
+
+    def clear_scores(self) -> None:
+        self.score_labels = []
+        for item in self.items:
+            item.probs = None
+        self._emit("scores")
+
+    def set_similarity(self, paths: Sequence[Path] | None, values: Sequence[float] = (),
+                       query: str = "") -> None:
+        """A search result (cosine per path), or None to end the search."""
+        for item in self.items:
+            item.similarity = None
+        self.search_query = query if paths is not None else ""
+        for path, value in zip(paths or (), values):
+            row = self.row_of(path)
+            if row is not None:
+                self.items[row].similarity = float(value)
+        self._emit("scores")
+
+    def decision(self, row: int) -> Decision | None:
+        item = self.items[row]
+        if item.probs is None or not self.score_labels:
+            return None
+        return decide(item.probs, self.score_labels, self.threshold, self.margin, self.multi_label)
+
+    def ranked_scores(self, row: int) -> list[tuple[str, float]]:
+        """(label, score) best first, for the selected image's bars."""
+        item = self.items[row]
+        if item.probs is None:
+            return []
+        order = np.argsort(-item.probs, kind="stable")
+        return [(self.score_labels[j], float(item.probs[j])) for j in order]
+
+    def predicted_labels(self) -> list[str]:
+        """Every label some image was given (plus "unsure"), for the table's filter."""
+        seen: dict[str, None] = {}
+        for row in range(len(self.items)):
+            decision = self.decision(row)
+            if decision is not None:
+                for label in decision.labels or [UNSURE]:
+                    seen.setdefault(label, None)
+        return list(seen)
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(item.status == status for item in self.items)
+                for status in ("pending", "done", "error")}
+
+    # -- labels ---------------------------------------------------------------------------------
+    def label_names(self) -> list[str]:
+        return [label_name(text) for text in self.labels]
+
+    def _validated(self, text: str, skip: int | None = None) -> str:
+        text = " ".join(text.split())
+        name = label_name(text)  # raises LabelError for an empty label
+        if name.casefold() == UNSURE:
+            raise LabelError(f"'{UNSURE}' is reserved for low-confidence images; choose another label.")
+        for i, other in enumerate(self.labels):
+            if i != skip and label_name(other).casefold() == name.casefold():
+                raise LabelError(f"The label '{name}' is already in the list.")
+        return text
+
+    def add_label(self, text: str) -> None:
+        self.labels.append(self._validated(text))
+        self._emit("labels")
+
+    def add_labels(self, texts: Iterable[str]) -> list[str]:
+        """Add several (a pasted list); returns one note per line that was skipped."""
+        notes = []
+        for text in texts:
+            try:
+                self.labels.append(self._validated(text))
+            except LabelError as error:
+                notes.append(str(error))
+        self._emit("labels")
+        return notes
+
+    def set_labels(self, texts: Iterable[str]) -> list[str]:
+        self.labels = []
+        return self.add_labels(texts)
+
+    def edit_label(self, index: int, text: str) -> None:
+        self.labels[index] = self._validated(text, skip=index)
+        self._emit("labels")
+
+    def remove_label(self, index: int) -> None:
+        del self.labels[index]
+        self._emit("labels")
+
+    def move_label(self, index: int, to: int) -> None:
+        to = max(0, min(to, len(self.labels) - 1))
+        if to != index:
+            self.labels.insert(to, self.labels.pop(index))
+            self._emit("labels")
+
+    def set_options(self, **options) -> None:
+        """templates, threshold, margin, multi_label."""
+        for key, value in options.items():
+            if not hasattr(self, key) or key not in ("templates", "threshold", "margin", "multi_label"):
+                raise AttributeError(key)
+            setattr(self, key, value)
+        self._emit("options", set(options))
+
+
+# -- the jobs the app runs on the engine (in its worker thread) ---------------------------------
+@dataclass
+class ScoredBatch:
+    """One embedding batch, with scores when labels were set (rows follow the good files)."""
+
+    items: list[tuple[Path, np.ndarray | None, str]]
+    probs: np.ndarray | None
+    labels: list[str]
+
+
+def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates: str,
+                 multi_label: bool, batch_size: int = 32, cancel=None):
+    """Embed `paths` and score each batch as it arrives; Progress.payload is a ScoredBatch."""
+    from .jobs import Progress
+
+    label_set = engine.label_set(list(labels), templates) if labels else None
+    job = engine.embed_job(list(paths), batch_size=batch_size, cancel=cancel)
+    while True:
+        try:
+            progress = next(job)
+        except StopIteration as stop:
+            return stop.value
+        batch = progress.payload
+        if batch:
+            good = [vector for _, vector, _ in batch if vector is not None]
+            probs = None
+            if label_set is not None and good:
+                probs = engine.score(np.stack(good), label_set, multi_label, templates).probs
+            names = label_set.names if label_set is not None else []
+            progress = Progress(progress.done, progress.total, "Classifying", progress.unit,
+                                progress.started, ScoredBatch(batch, probs, names))
+        yield progress
+
+
+@dataclass
+class Rescored:
+    paths: list[Path]
+    probs: np.ndarray
+    labels: list[str]
+    notes: list[str]
+
+
+def rescore(engine, paths: Sequence[Path], features: np.ndarray, labels: Sequence[str],
+            templates: str, multi_label: bool) -> Rescored:
+    """Scores for already-embedded images: only new label texts go through the text encoder."""
+    label_set = engine.label_set(list(labels), templates)
+    if len(features):
+        probs = engine.score(features, label_set, multi_label, templates).probs
+    else:
+        probs = np.zeros((0, len(label_set.labels)), np.float32)
+    return Rescored(list(paths), probs, label_set.names, label_set.notes)

@@ -1,0 +1,1 @@
+"""One widget a module; each takes the pure `Session` (or plain data) it shows."""

@@ -1,0 +1,106 @@
+"""The selected image: a preview, its decision, a sorted bar per label, its error if any."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from clipdesk.core.session import Session
+
+from ..thumbnails import Thumbnails
+from .score_bars import ScoreBars
+
+
+class DetailsPanel(QWidget):
+    find_similar = Signal(object)  # the selected path
+
+    def __init__(self, session: Session, previews: Thumbnails, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("detailsPanel")
+        self.session = session
+        self.previews = previews  # larger than grid thumbnails, same off-thread loader
+        self.path: Path | None = None
+
+        self.preview = QLabel("Select an image to see every label's score")
+        self.preview.setObjectName("previewLabel")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumHeight(180)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+        self.preview.setWordWrap(True)
+        self.title = QLabel()
+        self.title.setObjectName("detailsTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bars = ScoreBars()
+        scroll = QScrollArea()
+        scroll.setWidget(self.bars)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumHeight(90)
+        self.similar = QPushButton("Find similar")
+        self.similar.setObjectName("findSimilarButton")
+        self.similar.setToolTip("Rank all images by similarity to this one")
+        self.similar.clicked.connect(lambda: self.path and self.find_similar.emit(self.path))
+        self.similar.setEnabled(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.preview, 3)
+        layout.addWidget(self.title)
+        layout.addWidget(scroll, 2)
+        layout.addWidget(self.similar, 0, Qt.AlignmentFlag.AlignRight)
+        previews.ready.connect(lambda path: path == self.path and self._show_preview())
+        for event in ("scores", "reset"):
+            session.on(event, self.refresh)
+        session.on("changed", lambda rows: self.refresh())
+        session.on("options", lambda _keys: self.refresh())
+
+    def show_path(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            self.previews.request([path])
+        self._show_preview()
+        self.refresh()
+
+    def _show_preview(self) -> None:
+        image = self.previews.get(self.path) if self.path is not None else None
+        if image is None:
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText("Select an image to see every label's score" if self.path is None
+                                 else "loading preview…")
+            return
+        pixmap = QPixmap.fromImage(image)
+        size = self.preview.size()
+        self.preview.setPixmap(pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._show_preview()
+
+    def refresh(self) -> None:
+        row = self.session.row_of(self.path) if self.path is not None else None
+        if row is None:
+            self.path = None
+            self.title.setText("")
+            self.bars.set_scores([])
+            self.similar.setEnabled(False)
+            self._show_preview()
+            return
+        item = self.session.items[row]
+        decision = self.session.decision(row)
+        self.similar.setEnabled(item.vector is not None)
+        if item.error:
+            self.title.setText(f"<b>{item.path.name}</b><br><span style='color:#c62828'>⚠ {item.error}</span>")
+        elif decision is None:
+            self.title.setText(f"<b>{item.path.name}</b><br>not classified yet")
+        else:
+            verdict = (f"<span style='color:#c77c02'>unsure</span> (best: {decision.top_label})"
+                       if decision.unsure else f"<b>{decision.label}</b>")
+            self.title.setText(f"<b>{item.path.name}</b><br>{verdict} · {decision.score:.1%}")
+        chosen = set(decision.labels) if decision else set()
+        self.bars.set_scores(self.session.ranked_scores(row), chosen,
+                             bool(decision and decision.unsure))

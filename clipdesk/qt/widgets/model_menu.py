@@ -1,0 +1,127 @@
+"""The Model menu (`modelMenu`): demo, fine-tuned, pretrained tags (✓ = downloaded), random
+weights, Load checkpoint…, device and backend. Filled from the core's catalog, fetched off-thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QMenu
+
+from ..worker import run_in_pool
+
+DEVICES = (("auto", "Auto"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+BACKENDS = (("auto", "Auto"), ("torch", "PyTorch"), ("onnx", "ONNX Runtime"))
+
+
+def _catalog(_ctx, _token):
+    from clipdesk.core.catalog import list_models
+
+    return list_models(include_untagged=True)
+
+
+class ModelMenu(QMenu):
+    chosen = Signal(str, str)  # arch, pretrained (tag, folder, 'demo' or 'none')
+    load_checkpoint = Signal()
+    device_chosen = Signal(str)
+    backend_chosen = Signal(str)
+    reload = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("&Model", parent)
+        self.setObjectName("modelMenu")
+        self.entries = None  # catalog.ModelEntry list once fetched
+        self.current = ("", "")
+        self.device = "auto"
+        self.backend = "auto"
+        self._fetching = False
+        self.aboutToShow.connect(self.rebuild)
+        self.rebuild()
+
+    def fetch(self) -> None:
+        """Read the catalog in the pool (it imports open_clip); the menu refills when it lands."""
+        if self._fetching:
+            return
+        self._fetching = True
+
+        def connect(task):
+            task.signals.finished.connect(self._fetched)
+            task.signals.errored.connect(lambda _e: setattr(self, "_fetching", False))
+
+        run_in_pool("catalog", _catalog, connect=connect)
+
+    def _fetched(self, entries) -> None:
+        self._fetching = False
+        self.entries = entries
+        self.rebuild()
+
+    def set_current(self, arch: str, pretrained: str, device: str, backend: str) -> None:
+        self.current, self.device, self.backend = (arch, pretrained), device, backend
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.clear()
+        if self.entries is None:
+            self.fetch()
+            self.addAction("Loading the model list…").setEnabled(False)
+        else:
+            self._add_entries()
+        self.addSeparator()
+        self.addAction("Load checkpoint…", self.load_checkpoint.emit).setObjectName("loadCheckpointAction")
+        self.addAction("Reload model", self.reload.emit)
+        self.addSeparator()
+        self._radio_menu("Device", DEVICES, self.device, self.device_chosen)
+        self._radio_menu("Backend", BACKENDS, self.backend, self.backend_chosen)
+
+    def _radio_menu(self, title: str, choices, current: str, signal) -> None:
+        menu = self.addMenu(title)
+        menu.setObjectName(f"{title.lower()}Menu")
+        group = QActionGroup(menu)
+        for key, text in choices:
+            action = QAction(text, menu, checkable=True)
+            action.setData(key)
+            action.setChecked(key == current)
+            action.triggered.connect(lambda _=False, key=key: signal.emit(key))
+            group.addAction(action)
+            menu.addAction(action)
+
+    def _choice(self, menu: QMenu, text: str, arch: str, pretrained: str) -> QAction:
+        action = QAction(text, menu, checkable=True)
+        action.setChecked((arch, pretrained) == self.current or (
+            pretrained not in ("none", "demo") and pretrained == self.current[1]))
+        action.setData((arch, pretrained))
+        action.triggered.connect(lambda _=False: self.chosen.emit(arch, pretrained))
+        menu.addAction(action)
+        return action
+
+    def _add_entries(self) -> None:
+        entries = self.entries or []
+        demo = [e for e in entries if e.kind == "demo"]
+        for entry in demo:
+            self._choice(self, f"Demo model ({entry.arch})", entry.arch, "demo")
+        tuned = [e for e in entries if e.kind == "fine-tuned"]
+        menu = self.addMenu("Fine-tuned models")
+        menu.setObjectName("finetunedMenu")
+        if not tuned:
+            menu.addAction("None yet — Training › Fine-tune on folder…").setEnabled(False)
+        for entry in tuned:
+            classes = f", {len(entry.class_names)} classes" if entry.class_names else ""
+            self._choice(menu, f"{Path(entry.pretrained).name} ({entry.arch}{classes})",
+                         entry.arch, entry.pretrained)
+        pretrained = self.addMenu("Pretrained (✓ downloaded)")
+        pretrained.setObjectName("pretrainedMenu")
+        by_arch: dict[str, list] = {}
+        for entry in entries:
+            if entry.kind == "pretrained":
+                by_arch.setdefault(entry.arch, []).append(entry)
+        for arch, tags in by_arch.items():
+            have = any(t.available for t in tags)
+            sub = pretrained.addMenu(f"{'✓ ' if have else ''}{arch}")
+            for entry in tags:
+                self._choice(sub, f"{'✓ ' if entry.available else '    '}{entry.pretrained}",
+                             arch, entry.pretrained)
+        random = self.addMenu("Random weights (testing)")
+        for entry in entries:
+            if entry.kind == "random":
+                self._choice(random, entry.arch, entry.arch, "none")

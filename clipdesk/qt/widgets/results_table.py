@@ -1,0 +1,123 @@
+"""The sortable results table (`resultsTable`): file, top label, score, second label, margin."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
+from clipdesk.core.session import Session
+
+from .image_grid import ERROR_COLOUR, PATH_ROLE, UNSURE_COLOUR
+
+COLUMNS = ("File", "Top label", "Score", "Second label", "Margin", "Match")
+VALUE_ROLE = Qt.ItemDataRole.UserRole + 2  # raw numbers for sorting and tests
+
+
+class ResultsTableModel(QAbstractTableModel):
+    def __init__(self, session: Session, parent=None) -> None:
+        super().__init__(parent)
+        self.session = session
+        session.on("added", self._added)
+        session.on("about_to_reset", self.beginResetModel)
+        session.on("reset", self.endResetModel)
+        session.on("changed", self._changed)
+        session.on("scores", self._all_changed)
+        session.on("options", lambda _keys: self._all_changed())
+
+    def _added(self, first: int, last: int) -> None:
+        self.beginInsertRows(QModelIndex(), first, last)
+        self.endInsertRows()
+
+    def _changed(self, rows) -> None:
+        for row in rows:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def _all_changed(self) -> None:
+        if self.session.items:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self.session.items) - 1, len(COLUMNS) - 1))
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.session.items)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return super().headerData(section, orientation, role)
+
+    def _values(self, row: int) -> tuple:
+        """(file, top label, score, second label, margin, match) as raw values."""
+        item = self.session.items[row]
+        decision = self.session.decision(row)
+        if decision is None:
+            error = item.error.replace(f"{item.path}: ", "")  # the row already names the file
+            label = f"⚠ {error}" if item.error else ("waiting…" if item.status == "pending" else "")
+            return (item.path.name, label, None, "", None, item.similarity)
+        label = f"unsure ({decision.top_label})" if decision.unsure else decision.label
+        return (item.path.name, label, decision.score, decision.second_label,
+                decision.margin if decision.second_label else None, item.similarity)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.session.items):
+            return None
+        row, column = index.row(), index.column()
+        if role == PATH_ROLE:
+            return self.session.items[row].path
+        value = self._values(row)[column]
+        if role == VALUE_ROLE:
+            return value
+        if role == Qt.ItemDataRole.DisplayRole:
+            if value is None:
+                return ""
+            if column in (2, 4):
+                return f"{value:.1%}"
+            if column == 5:
+                return f"{value:.3f}"
+            return value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            item = self.session.items[row]
+            return f"{item.path}\n{item.error}" if item.error else str(item.path)
+        if role == Qt.ItemDataRole.ForegroundRole and column == 1:
+            item = self.session.items[row]
+            if item.error:
+                return QBrush(ERROR_COLOUR)
+            decision = self.session.decision(row)
+            if decision is not None and decision.unsure:
+                return QBrush(UNSURE_COLOUR)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 4, 5):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class ResultsTable(QTableView):
+    delete_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("resultsTable")
+        self.setSortingEnabled(True)
+        self.setAlternatingRowColors(True)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(24)
+        self.setWordWrap(False)
+
+    def setModel(self, model) -> None:  # noqa: N802
+        super().setModel(model)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        for column, width in enumerate((220, 170, 70, 150, 70)):
+            self.setColumnWidth(column, width)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.matches(QKeySequence.StandardKey.Delete) or event.key() == Qt.Key.Key_Backspace:
+            self.delete_requested.emit()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,186 @@
+"""One threading style for the app (superqt's): generator jobs driven off the GUI thread.
+
+A job is a `clipdesk.core.jobs.Job` generator. The driver emits `started`, `yielded(Progress)`,
+`errored(exception)` and `finished(result)` through a `WorkerSignals` object; Qt queues them to
+the GUI thread. Cancelling sets the job's `CancelToken`, which the job checks between batches.
+
+- `ModelWorker` is the single thread that owns the model: every load, encode and search is a
+  task in its FIFO queue, so one model is never used by two jobs at once.
+- `run_in_pool` runs model-free jobs (thumbnails, file copies, dataset scans) on a QThreadPool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+
+from clipdesk.core.errors import Cancelled
+from clipdesk.core.jobs import CancelToken
+
+log = logging.getLogger(__name__)
+_ids = itertools.count(1)
+
+
+class WorkerSignals(QObject):
+    started = Signal()
+    yielded = Signal(object)  # a Progress
+    errored = Signal(object)  # the exception (Cancelled when cancelled)
+    finished = Signal(object)  # the job's return value; not emitted after an error
+
+
+@dataclass
+class Task:
+    """A queued job: `factory(context, token)` is called in the worker thread and returns a Job."""
+
+    name: str
+    factory: Callable[[Any, CancelToken], Any]
+    token: CancelToken = field(default_factory=CancelToken)
+    signals: WorkerSignals = field(default_factory=WorkerSignals)
+    id: int = field(default_factory=lambda: next(_ids))
+    cancellable: bool = True
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+
+def drive(task: Task, context: Any) -> None:
+    """Run one task to its end, reporting through its signals; never raises."""
+    signals = task.signals
+    try:
+        task.token.check()  # cancelled while still queued
+        signals.started.emit()
+        job = task.factory(context, task.token)
+        if not hasattr(job, "__next__"):  # a plain function result, not a generator
+            signals.finished.emit(job)
+            return
+        while True:
+            try:
+                progress = next(job)
+            except StopIteration as stop:
+                signals.finished.emit(stop.value)
+                return
+            signals.yielded.emit(progress)
+    except Cancelled as error:
+        signals.errored.emit(error)
+    except Exception as error:  # noqa: BLE001 - reported to the GUI as one message
+        log.debug("Task %s failed", task.name, exc_info=True)
+        signals.errored.emit(error)
+
+
+class ModelWorker(QThread):
+    """The dedicated thread owning the model (`self.engine`, set by the load task)."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelWorker")
+        self.engine = None  # touched only inside tasks, i.e. in this thread
+        self._queue: queue.Queue[Task | None] = queue.Queue()
+        self._current: Task | None = None
+        self._pending: list[Task] = []
+
+    def submit(self, name: str, factory: Callable[[Any, CancelToken], Any],
+               connect: Callable[[Task], None] | None = None, cancellable: bool = True) -> Task:
+        """Queue a task; `connect(task)` wires its signals before the thread can emit them."""
+        task = Task(name, factory, cancellable=cancellable)
+        if connect is not None:
+            connect(task)
+        _keep_alive(task)
+        self._pending.append(task)
+        self._queue.put(task)
+        if not self.isRunning():
+            self.start()
+        return task
+
+    @property
+    def current(self) -> Task | None:
+        return self._current
+
+    def tasks(self) -> list[Task]:
+        """Running and queued tasks, oldest first."""
+        return [t for t in ([self._current] if self._current else []) + self._pending]
+
+    def cancel(self, name: str | None = None) -> None:
+        """Cancel the running and queued tasks (of one name, if given): stops within one batch."""
+        for task in self.tasks():
+            if task.cancellable and (name is None or task.name == name):
+                task.cancel()
+
+    def run(self) -> None:  # the worker thread
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            if task in self._pending:
+                self._pending.remove(task)
+            self._current = task
+            self.busy_changed.emit(True)
+            drive(task, self)
+            self._current = None
+            self.busy_changed.emit(not self._queue.empty())
+
+    def shutdown(self) -> bool:
+        """Cancel everything, finish the current batch, end the thread (used when the window closes).
+
+        Waits without a time limit: a model load cannot be interrupted inside torch, and a QThread
+        destroyed while running aborts the process. Jobs check their token between batches, so
+        this is one batch (or the rest of a load) at most.
+        """
+        for task in self.tasks():
+            task.cancel()
+        self._queue.put(None)
+        if not self.isRunning():
+            return True
+        return self.wait()
+
+
+class _PoolRunnable(QRunnable):
+    def __init__(self, task: Task, context: Any) -> None:
+        super().__init__()
+        self.task, self.context = task, context
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        drive(self.task, self.context)
+
+
+_pool: QThreadPool | None = None
+_alive: dict[int, Task] = {}
+
+
+def _keep_alive(task: Task) -> None:
+    """Hold the task (and its signals object) until its last signal reached the GUI thread.
+
+    Connected after the caller's slots, so it runs after them; a garbage-collected sender would
+    silently drop queued signals.
+    """
+    _alive[task.id] = task
+    task.signals.finished.connect(lambda *_: _alive.pop(task.id, None))
+    task.signals.errored.connect(lambda *_: _alive.pop(task.id, None))
+
+
+def pool() -> QThreadPool:
+    """A small pool for model-free work; two threads leave the cores to the encoder."""
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool()
+        _pool.setMaxThreadCount(2)
+    return _pool
+
+
+def run_in_pool(name: str, factory: Callable[[Any, CancelToken], Any], context: Any = None,
+                connect: Callable[[Task], None] | None = None) -> Task:
+    """Start a model-free job on the pool; `connect(task)` wires signals before it can emit."""
+    task = Task(name, factory)
+    if connect is not None:
+        connect(task)
+    _keep_alive(task)
+    pool().start(_PoolRunnable(task, context))
+    return task
