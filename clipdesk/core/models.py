@@ -192,7 +192,8 @@ def _load_folder(folder: Path, device, cancel) -> Job[LoadedModel]:
         raise ModelLoadError(f"{folder / METADATA_FILE} does not name an architecture.")
     weights = folder / WEIGHTS_FILE
     if weights.is_file():
-        loaded = _build(arch, weights, str(folder), f"{arch}/file-{file_fingerprint(weights)}", device)
+        loaded = _build(arch, weights, str(folder), f"{arch}/file-{file_fingerprint(weights)}", device,
+                        tag_cfg=_base_tag_cfg(arch, metadata.get("base_pretrained")))
     else:
         base = metadata.get("base_pretrained", "none")
         base_path = (folder / base) if base and (folder / base).exists() else None
@@ -205,6 +206,24 @@ def _load_folder(folder: Path, device, cancel) -> Job[LoadedModel]:
         loaded.head = load_head(folder, metadata, loaded.device)
         loaded.identity = loaded.identity  # image embeddings are the base model's: keep its cache
     return loaded
+
+
+def _base_tag_cfg(arch: str, base: str | None, depth: int = 0) -> dict | None:
+    """A fine-tune of a tagged model keeps the tag's activation and preprocessing (QuickGELU, mean/std);
+    a fine-tune of a fine-tuned folder inherits them from that folder's base."""
+    import open_clip
+
+    if not base or depth > 8 or base.lower() in ("none", "random", "demo"):
+        return None
+    path = Path(base).expanduser()
+    if path.is_dir() and (path / METADATA_FILE).is_file():
+        try:
+            return _base_tag_cfg(arch, read_metadata(path).get("base_pretrained"), depth + 1)
+        except ModelLoadError:
+            return None
+    if _is_path(base):
+        return None
+    return open_clip.get_pretrained_cfg(arch, base) or None
 
 
 def _check_arch(arch: str) -> None:

@@ -1,0 +1,233 @@
+"""`clipdesk finetune` / `clipdesk evaluate` (and `python -m training …`, torchrun included).
+
+Exit codes: 0 ok, 1 the model cannot be loaded, 2 usage or data errors (one sentence on stderr),
+130 interrupted or cancelled. Reports go to stdout, tqdm progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from clipdesk.core.errors import Cancelled, ClipdeskError, ModelLoadError
+
+EXIT_OK, EXIT_MODEL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def register(subparsers) -> None:
+    """Add `finetune` and `evaluate` to an argparse sub-parser set (clipdesk's or ours)."""
+    from clipdesk.core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
+
+    finetune = subparsers.add_parser(
+        "finetune", help="adapt a model to labelled folders (one sub-folder per class)",
+        description="Fine-tune on FOLDER/<class>/*.jpg (or captioned pairs with --method captions).")
+    finetune.add_argument("folder", type=Path, metavar="FOLDER",
+                          help="class sub-folders; for captions a CSV (filepath,caption) or images with .txt files")
+    finetune.add_argument("--method", choices=["quick", "full", "captions"], default="quick",
+                          help="quick: few-shot head in seconds; full: fine-tune both towers (FLYP + WiSE-FT); "
+                               "captions: contrastive training on captioned pairs")
+    finetune.add_argument("--model", default=DEFAULT_ARCH, help=f"open_clip architecture (default {DEFAULT_ARCH})")
+    finetune.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
+                          help=f"pretrained tag, checkpoint file, or none (default {DEFAULT_PRETRAINED})")
+    finetune.add_argument("--epochs", type=_positive_int, default=None,
+                          help="training epochs (quick: optimisation steps); default per method")
+    finetune.add_argument("--lr", type=_positive_float, default=None, help="learning rate; default per method")
+    finetune.add_argument("--batch-size", type=_positive_int, default=32)
+    val = finetune.add_mutually_exclusive_group()
+    val.add_argument("--val-split", type=_fraction, default=0.2, help="held-out share per class (default 0.2)")
+    val.add_argument("--val-folder", type=Path, default=None, help="a separate labelled validation folder")
+    finetune.add_argument("--out", type=Path, default=None,
+                          help="output folder (default: the user data dir's models/<name>/)")
+    finetune.add_argument("--name", default=None, help="model name under the user data dir")
+    finetune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--format", choices=["table", "json"], default="table")
+    finetune.set_defaults(handler=cmd_finetune)
+
+    evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on a labelled folder")
+    evaluate.add_argument("folder", type=Path, metavar="FOLDER", help="one sub-folder per class")
+    evaluate.add_argument("--model", default=DEFAULT_ARCH, help=f"open_clip architecture (default {DEFAULT_ARCH})")
+    evaluate.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
+                          help="pretrained tag, checkpoint file or fine-tuned model folder")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
+    evaluate.add_argument("--format", choices=["table", "json"], default="table")
+    evaluate.add_argument("--png", type=Path, default=None, help="also draw the confusion matrix to this PNG")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+# -- running -------------------------------------------------------------------------------------
+def drive(job, quiet: bool = False):
+    """Run a job with one tqdm bar per phase on stderr; training steps show the loss."""
+    from tqdm import tqdm
+
+    bar, message = None, None
+    try:
+        while True:
+            try:
+                progress = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if quiet:
+                continue
+            if progress.message != message:
+                if bar is not None:
+                    bar.close()
+                message = progress.message
+                bar = tqdm(total=progress.total, desc=message, unit=progress.unit, file=sys.stderr,
+                           dynamic_ncols=True, leave=False, disable=None)
+            bar.total = progress.total
+            bar.n = progress.done
+            payload = progress.payload if isinstance(progress.payload, dict) else {}
+            if payload.get("kind") == "train":
+                bar.set_postfix(epoch=payload["epoch"], loss=f"{payload['loss']:.4f}", refresh=False)
+            elif payload.get("kind") == "val":
+                what = payload.get("candidate") or f"epoch {payload['epoch']}"
+                bar.write(f"{what}: validation accuracy {payload['accuracy']:.1%}", file=sys.stderr)
+            elif payload.get("kind") == "resume":
+                bar.write(progress.message, file=sys.stderr)
+            bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def note(text: str) -> None:
+    print(f"clipdesk: {text}", file=sys.stderr)
+
+
+def cmd_finetune(args) -> int:
+    from .api import FinetuneConfig, finetune_job
+    from .loop import dist_info, init_distributed
+
+    config = FinetuneConfig(
+        folder=args.folder, method=args.method, arch=args.model, pretrained=args.pretrained,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_split=args.val_split,
+        val_folder=args.val_folder, out=args.out, device=args.device, seed=args.seed, name=args.name,
+    )
+    if args.method != "quick":
+        config.device = init_distributed(args.device)
+    rank, _ = dist_info()
+    if args.method == "quick" and rank != 0:
+        return EXIT_OK  # the quick head takes seconds on one process; other ranks have nothing to do
+    result = drive(finetune_job(config), quiet=rank != 0)
+    if rank != 0:
+        return EXIT_OK
+    for line in result.skipped[:20]:
+        note(line)
+    if len(result.skipped) > 20:
+        note(f"… and {len(result.skipped) - 20} more skipped entries.")
+    if args.format == "json":
+        json.dump(result.as_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_finetune_report(result)
+    return EXIT_OK
+
+
+def print_finetune_report(result) -> None:
+    from .report import confusion_text
+
+    if result.method == "captions":
+        print(f"Image→text recall@1 on held-out pairs: {result.accuracy_before:.1%} → {result.accuracy_after:.1%}")
+        print(f"Model saved to {result.model_dir}")
+        return
+    print(f"Validation accuracy: {result.accuracy_before:.1%} zero-shot → {result.accuracy_after:.1%} "
+          f"after {result.method} fine-tuning")
+    if result.alpha is not None:
+        print(f"WiSE-FT mix α = {result.alpha:.1f} (0 = base model, 1 = fine-tuned)")
+    if result.head_kind:
+        print(f"Few-shot head: {result.head_kind}")
+    if "generic_agreement" in result.forgetting:
+        print(f"Forgetting guard: {result.forgetting['generic_agreement']:.1%} of zero-shot answers on "
+              "generic labels unchanged")
+    print("\nPer class (before → after):")
+    for name, acc in result.per_class.items():
+        print(f"  {name:<24} {result.per_class_before.get(name, 0.0):6.1%} → {acc:6.1%}")
+    print("\nConfusion matrix (validation):")
+    print(confusion_text(result.classes, result.confusion))
+    print(f"\nModel saved to {result.model_dir}")
+    if result.confusion_png:
+        print(f"Confusion matrix image: {result.confusion_png}")
+    print(f"Use it with: clipdesk classify PATH --model {_arch_hint(result)} --pretrained {result.model_dir}")
+
+
+def _arch_hint(result) -> str:
+    try:
+        return json.loads((Path(result.model_dir) / "metadata.json").read_text())["architecture"]
+    except (OSError, ValueError, KeyError):
+        return "ARCH"
+
+
+def cmd_evaluate(args) -> int:
+    from .api import evaluate_job
+    from .report import confusion_text, write_confusion_png
+
+    report = drive(evaluate_job(args.folder, args.model, args.pretrained, args.device))
+    for message in list(report.errors.values())[:20]:
+        note(message)
+    if args.png:
+        write_confusion_png(args.png, report.classes, report.confusion)
+    if args.format == "json":
+        json.dump(report.as_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    print(f"Accuracy: {report.accuracy:.1%} on {len(report.true)} images")
+    for name, acc in report.per_class.items():
+        print(f"  {name:<24} {acc:6.1%}")
+    print("\nConfusion matrix:")
+    print(confusion_text(report.classes, report.confusion))
+    return EXIT_OK
+
+
+def run(args) -> int:
+    """Dispatch with the project's exit codes; errors are one sentence, never a traceback."""
+    try:
+        return args.handler(args)
+    except ModelLoadError as error:
+        note(str(error))
+        return EXIT_MODEL
+    except Cancelled:
+        note("cancelled; run the same command again to resume.")
+        return EXIT_INTERRUPTED
+    except ClipdeskError as error:
+        note(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        note("interrupted; run the same command again to resume.")
+        return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m training finetune|evaluate …` (also under torchrun)."""
+    parser = argparse.ArgumentParser(prog="python -m training",
+                                     description="Fine-tune and evaluate CLIP models on labelled folders.")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return run(args)

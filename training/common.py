@@ -1,0 +1,97 @@
+"""Helpers the methods share: transforms, batched encoding, run fingerprints, the forgetting guard."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clipdesk.core.prompts import Label, template_set
+
+# The forgetting guard: a generic label set whose zero-shot answers should not change much.
+GENERIC_LABELS = (
+    "person", "dog", "cat", "bird", "car", "bicycle", "airplane", "boat", "tree", "flower",
+    "building", "food", "book", "computer", "chair", "mountain", "beach", "city street",
+    "text document", "drawing", "animal", "sky", "water", "toy",
+)
+
+
+def train_transform(loaded, flip: bool = True):
+    """open_clip's training transform (random resized crop) with a horizontal flip in front."""
+    from torchvision import transforms
+
+    steps = [transforms.RandomHorizontalFlip()] if flip else []
+    return transforms.Compose([*steps, loaded.preprocess_train])
+
+
+def fingerprint(**parts) -> str:
+    """A short hash of a run's settings and data, so resumed state never mixes two runs."""
+    def default(value):
+        if isinstance(value, Path):
+            try:
+                return f"{value}:{value.stat().st_size}:{int(value.stat().st_mtime)}"
+            except OSError:
+                return str(value)
+        return str(value)
+
+    text = json.dumps(parts, sort_keys=True, default=default)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def class_prompts(classes: Sequence[str], templates: str) -> list[str]:
+    """The first template of the set is the class's training prompt (FLYP's one prompt per class)."""
+    first = template_set(templates)[0]
+    return [first(c) if callable(first) else first.format(c) for c in classes]
+
+
+def tokenize(loaded, texts: Sequence[str]) -> torch.Tensor:
+    return loaded.tokenizer(list(texts))
+
+
+@torch.no_grad()
+def encode_paths(model, paths: Sequence[Path], transform, device, batch_size: int = 64) -> torch.Tensor:
+    """Normalised image features (CPU float32) with the evaluation transform, in path order."""
+    from .data import _load_or_blank
+    from .loop import amp_context
+
+    out = []
+    for start in range(0, len(paths), batch_size):
+        batch = torch.stack([transform(_load_or_blank(p)) for p in paths[start:start + batch_size]])
+        with amp_context(device):
+            features = model.encode_image(batch.to(device), normalize=True)
+        out.append(features.float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+@torch.no_grad()
+def class_weights(model, loaded, classes: Sequence[str], templates: str, device) -> torch.Tensor:
+    """open_clip's zero-shot classifier for `classes` under `model`'s current weights, [C, D]."""
+    from open_clip import build_zero_shot_classifier
+
+    from .loop import amp_context
+
+    names = [Label(c).name for c in classes]
+    with amp_context(device):
+        weights = build_zero_shot_classifier(model, loaded.tokenizer, names, list(template_set(templates)),
+                                             num_classes_per_batch=None, device=device)
+    return weights.float().T.cpu()
+
+
+def predictions(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
+    return (features @ weights.T).argmax(dim=1).numpy()
+
+
+class single_thread:
+    """Tiny matrices (few-shot heads) run far faster on one thread than with intra-op workers,
+    whose wake-up cost dominates; restore the caller's setting afterwards."""
+
+    def __enter__(self):
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)

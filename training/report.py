@@ -1,0 +1,75 @@
+"""Accuracy, per-class accuracy and the confusion matrix, as numbers, text and a PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def confusion_matrix(true: Sequence[int], pred: Sequence[int], n_classes: int) -> list[list[int]]:
+    """Rows are the true class, columns the predicted one."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
+    return matrix.tolist()
+
+
+def accuracy(true: Sequence[int], pred: Sequence[int]) -> float:
+    if len(true) == 0:
+        return 0.0
+    return float(np.mean(np.asarray(true) == np.asarray(pred)))
+
+
+def per_class_accuracy(classes: Sequence[str], confusion: list[list[int]]) -> dict[str, float]:
+    """Recall per class: the share of its images predicted as it (classes without images are left out)."""
+    out = {}
+    for index, name in enumerate(classes):
+        row = confusion[index]
+        if sum(row):
+            out[name] = row[index] / sum(row)
+    return out
+
+
+def confusion_text(classes: Sequence[str], confusion: list[list[int]]) -> str:
+    """A fixed-width table: true classes down, predictions across."""
+    names = [f"{i}:{c[:18]}" for i, c in enumerate(classes)]
+    width = max(len("true \\ predicted"), *(len(n) for n in names)) + 1
+    cell = max(5, *(len(str(v)) + 1 for row in confusion for v in row))
+    lines = ["true \\ predicted".ljust(width) + "".join(f"{i:>{cell}}" for i in range(len(names)))]
+    for name, row in zip(names, confusion):
+        lines.append(name.ljust(width) + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)
+
+
+def write_confusion_png(path: Path, classes: Sequence[str], confusion: list[list[int]]) -> Path:
+    """Draw the matrix with Pillow: shaded cells (row-normalised), counts, class names."""
+    from PIL import Image, ImageDraw
+
+    n = len(classes)
+    cell = 48 if n <= 12 else 28
+    label_w = min(220, 12 + 7 * max((len(c) for c in classes), default=4))
+    top = 28
+    image = Image.new("RGB", (label_w + n * cell + 10, top + label_w + n * cell), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 4), "rows: true class · columns: predicted", fill="black")
+    for i, row in enumerate(confusion):
+        total = max(1, sum(row))
+        for j, value in enumerate(row):
+            share = value / total
+            colour = (int(255 - 200 * share), int(255 - 120 * share), 255) if i == j else \
+                (255, int(255 - 170 * share), int(255 - 170 * share))
+            x, y = label_w + j * cell, top + label_w + i * cell
+            draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=colour, outline=(200, 200, 200))
+            draw.text((x + 4, y + cell // 2 - 6), str(value), fill="black")
+        draw.text((4, top + label_w + i * cell + cell // 2 - 6), classes[i][:30], fill="black")
+    for j, name in enumerate(classes):  # column names, rotated to fit above the columns
+        text = Image.new("RGB", (label_w, 14), "white")
+        ImageDraw.Draw(text).text((2, 1), name[:30], fill="black")
+        rotated = text.rotate(90, expand=True)
+        image.paste(rotated, (label_w + j * cell + cell // 2 - 7, top))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
