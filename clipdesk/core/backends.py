@@ -46,14 +46,19 @@ class TorchEncoder:
         return stack
 
     def encode_image(self, images, normalize: bool = True):
+        import torch
+
         self.encoder_calls += 1
+        images = torch.as_tensor(images)  # decode threads hand over numpy batches (no copy)
         with self._context():
             features = self.loaded.model.encode_image(images.to(self.loaded.device), normalize=normalize)
         return features.float().cpu()
 
     def encode_text(self, tokens, normalize: bool = True):
+        from .fast_text import encode_text  # same vectors, without encoding the padding
+
         with self._context():
-            features = self.loaded.model.encode_text(tokens.to(self.loaded.device), normalize=normalize)
+            features = encode_text(self.loaded.model, tokens.to(self.loaded.device), normalize=normalize)
         return features.float().cpu()
 
     @property

@@ -21,6 +21,7 @@ from .cache import EmbeddingCache, content_digest
 from .errors import ImageLoadError
 from .images import decode_rgb, read_bytes
 from .jobs import CancelToken, Job, Progress, check
+from .preprocess import thread_friendly
 
 
 @dataclass
@@ -54,6 +55,8 @@ class _Loader:
         self.cache = cache
         size = encoder.loaded.image_size
         self.draft_size = None if exact else 2 * size  # never below twice the model's input
+        self.warm_up = getattr(encoder, "warm_up_images", None)
+        self.preprocess = thread_friendly(encoder.loaded.preprocess)  # no torch ops off the main thread
 
     def __call__(self, path: Path) -> _Item:
         item = _Item(path)
@@ -64,8 +67,10 @@ class _Loader:
             if hit:
                 item.cached = hit[item.digest]
                 return item
+            if self.warm_up is not None:  # e.g. ONNX Runtime opens its image session meanwhile
+                self.warm_up()
             image = decode_rgb(data, path, self.draft_size)
-            item.tensor = self.encoder.loaded.preprocess(image)
+            item.tensor = self.preprocess(image)
         except ImageLoadError as error:
             item.error = str(error)
         except Exception as error:  # noqa: BLE001 - one odd file must not end the run
@@ -83,8 +88,6 @@ def embed_job(
     workers: int | None = None,
 ) -> Job[EmbedResult]:
     """Embed `paths`; yields Progress whose payload is the list of (path, vector|None, error)."""
-    import torch
-
     result = EmbedResult()
     vectors: list[np.ndarray] = []
     total = len(paths)
@@ -92,7 +95,8 @@ def embed_job(
     yield started
     loader = _Loader(encoder, cache, exact)
     lookahead = max(2 * batch_size, 8)
-    with ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="decode") as pool:
+    workers = workers or getattr(encoder, "decode_workers", None) or default_workers()
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         pending: deque[Future] = deque()
         queue = iter(paths)
         done = 0
@@ -111,7 +115,7 @@ def embed_job(
                 if len(batch) < batch_size and pending:
                     continue
                 check(cancel)
-                payload = _encode_batch(encoder, cache, batch, result, vectors, torch)
+                payload = _encode_batch(encoder, cache, batch, result, vectors)
                 done += len(batch)
                 batch = []
                 yield Progress(done, total, "Embedding images", unit="img",
@@ -119,15 +123,30 @@ def embed_job(
         finally:
             for future in pending:
                 future.cancel()
-    dim = vectors[0].shape[-1] if vectors else 0
+    # With no vector at all (every file failed) keep the width, so scoring gives (0, labels).
+    dim = vectors[0].shape[-1] if vectors else _output_dim(encoder)
     result.features = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
     return result
 
 
-def _encode_batch(encoder, cache, batch, result, vectors, torch) -> list[tuple]:
+def _output_dim(encoder) -> int:
+    known = getattr(encoder, "embed_dim", 0)  # ONNX: from the export, without building torch
+    return int(known or getattr(encoder.loaded.model.visual, "output_dim", 0))
+
+
+def _stack(tensors: list):
+    """Preprocessed images are torch tensors, or numpy arrays on the torch-free ONNX path."""
+    if all(type(t).__module__.startswith("torch") for t in tensors):
+        import torch
+
+        return torch.stack(tensors)
+    return np.stack([np.asarray(t, np.float32) for t in tensors])
+
+
+def _encode_batch(encoder, cache, batch, result, vectors) -> list[tuple]:
     to_encode = [item for item in batch if item.tensor is not None]
     if to_encode:
-        features = encoder.encode_image(torch.stack([item.tensor for item in to_encode])).numpy()
+        features = np.asarray(encoder.encode_image(_stack([item.tensor for item in to_encode])))
         fresh = {}
         for item, vector in zip(to_encode, features):
             item.cached = vector

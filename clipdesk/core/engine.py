@@ -81,28 +81,49 @@ class Engine:
             self._text_memo.update(self.cache.get_texts(identity, missing))
         todo = [(label, key) for label, key in zip(labels, keys) if key not in self._text_memo]
         if todo:
-            fresh = {key: self._encode_label(label, templates) for label, key in todo}
+            vectors = self._encode_labels([label for label, _ in todo], templates)
+            fresh = {key: vector for (_, key), vector in zip(todo, vectors)}
             self.cache.put_texts(identity, fresh)
             self._text_memo.update(fresh)
         return np.stack([self._text_memo[k] for k in keys]).astype(np.float32)
 
-    def _encode_label(self, label: Label, templates: str) -> np.ndarray:
-        """open_clip's zero-shot classifier: mean of normalised prompt embeddings, renormalised."""
+    def _encode_labels(self, labels: Sequence[Label], templates: str) -> list[np.ndarray]:
+        """open_clip's zero-shot classifier: per label, the mean of its normalised prompt
+        embeddings (all templates × name and synonyms), renormalised.
+
+        All new labels go through the text tower together (one pass per template group, not one
+        per label): on a CPU each forward pass has a fixed cost that dominates short prompts.
+        """
+        groups: dict[tuple, list[tuple[int, str]]] = {}
+        for index, label in enumerate(labels):
+            if "{}" in label.name:  # its own template: each filled prompt stands as is
+                names, prompt_templates = label.prompts(templates), ("{}",)
+            else:
+                names, prompt_templates = [label.name, *label.synonyms], tuple(template_set(templates))
+            groups.setdefault(prompt_templates, []).extend((index, name) for name in names)
+        sums: list[np.ndarray | None] = [None] * len(labels)
+        for prompt_templates, owned in groups.items():
+            columns = self._zero_shot_columns([name for _, name in owned], list(prompt_templates))
+            for (index, _), column in zip(owned, columns.T):
+                sums[index] = column if sums[index] is None else sums[index] + column
+        self.text_encodes += len(labels)
+        return [(vector / np.linalg.norm(vector)).astype(np.float32) for vector in sums]
+
+    def _zero_shot_columns(self, names: list[str], prompt_templates: list) -> np.ndarray:
+        """(dim, len(names)) class vectors, each the renormalised mean over the templates."""
+        zero_shot = getattr(self.encoder, "zero_shot_columns", None)
+        if zero_shot is not None:  # torch-free backends (ONNX Runtime) build it in numpy
+            return np.asarray(zero_shot(names, prompt_templates), np.float32)
         import torch
         from open_clip import build_zero_shot_classifier
 
-        if "{}" in label.name:  # its own template: each filled prompt stands as is
-            names, prompt_templates = label.prompts(templates), ("{}",)
-        else:
-            names, prompt_templates = [label.name, *label.synonyms], template_set(templates)
+        per_batch = max(1, 256 // len(prompt_templates))  # bounded memory for imagenet80 × many labels
         with torch.inference_mode():
             columns = build_zero_shot_classifier(
-                self.encoder, self.loaded.tokenizer, names, list(prompt_templates),
-                num_classes_per_batch=None, device="cpu",
+                self.encoder, self.loaded.tokenizer, names, prompt_templates,
+                num_classes_per_batch=per_batch, device="cpu",
             )
-        self.text_encodes += 1
-        vector = columns.float().mean(dim=1)
-        return (vector / vector.norm()).cpu().numpy()
+        return columns.float().cpu().numpy()
 
     def _length_notes(self, labels: list[Label]) -> list[str]:
         encode = getattr(self.loaded.tokenizer, "encode", None)
@@ -145,6 +166,12 @@ def open_engine_job(arch: str, pretrained: str, device: str = "auto", backend: s
     from .cache import NullCache
     from .models import load_model_job
 
+    if backend not in ("torch", None, ""):  # a cached ONNX export starts without torch
+        from .onnx_backend import open_exported_job
+
+        encoder = yield from open_exported_job(arch, pretrained, device, backend, precision, cancel)
+        if encoder is not None:
+            return Engine(encoder, EmbeddingCache() if use_cache else NullCache())
     loaded = yield from load_model_job(arch, pretrained, device, cancel)
     encoder = make_encoder(loaded, backend, precision=precision)
     if hasattr(encoder, "prepare_job"):  # e.g. the ONNX export on first use, with progress
