@@ -12,10 +12,12 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .console import drive
 from .core.errors import ClipdeskError, LabelError, ModelLoadError
 
 EXIT_OK, EXIT_MODEL, EXIT_USAGE = 0, 1, 2
@@ -103,32 +105,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 # -- running jobs -------------------------------------------------------------------------------
-def drive(job):
-    """Run a core job with a tqdm bar on stderr per phase (model download, embedding, ...)."""
-    from tqdm import tqdm
-
-    bar, message = None, None
-    try:
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if progress.message != message:
-                if bar is not None:
-                    bar.close()
-                message = progress.message
-                bar = tqdm(total=progress.total, desc=message, unit=progress.unit, file=sys.stderr,
-                           unit_scale=progress.unit == "B", dynamic_ncols=True, leave=False,
-                           disable=None)
-            bar.total = progress.total
-            bar.n = progress.done
-            bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
-
-
 def open_engine(args):
     from .core.engine import open_engine_job
     from .core.models import DEFAULT_PRETRAINED
@@ -283,12 +259,17 @@ def cmd_models(args) -> int:
 
 def cmd_cache(args) -> int:
     from .core.cache import EmbeddingCache
+    from .core.paths import cache_dir
 
     cache = EmbeddingCache()
+    exports = cache_dir() / "onnx"
     if args.action == "clear":
         info = cache.info()
         cache.clear()
-        print(f"Cleared {sum(info.images.values())} image and {sum(info.texts.values())} label embeddings from {info.path}.")
+        freed = _folder_size(exports)
+        shutil.rmtree(exports, ignore_errors=True)  # re-exported on next use
+        print(f"Cleared {sum(info.images.values())} image and {sum(info.texts.values())} label "
+              f"embeddings from {info.path}, and {freed / 1e6:.0f} MB of ONNX exports.")
         return EXIT_OK
     info = cache.info()
     print(f"Cache: {info.path} ({info.size_bytes / 1e6:.1f} MB)")
@@ -296,7 +277,13 @@ def cmd_cache(args) -> int:
         print(f"  {model}: {info.images.get(model, 0)} images, {info.texts.get(model, 0)} labels")
     if not info.images and not info.texts:
         print("  (empty)")
+    if exports.is_dir():
+        print(f"ONNX exports: {exports} ({_folder_size(exports) / 1e6:.0f} MB)")
     return EXIT_OK
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

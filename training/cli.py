@@ -82,37 +82,20 @@ def register(subparsers) -> None:
 # -- running -------------------------------------------------------------------------------------
 def drive(job, quiet: bool = False):
     """Run a job with one tqdm bar per phase on stderr; training steps show the loss."""
-    from tqdm import tqdm
+    from clipdesk.console import drive as drive_console
 
-    bar, message = None, None
-    try:
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if quiet:
-                continue
-            if progress.message != message:
-                if bar is not None:
-                    bar.close()
-                message = progress.message
-                bar = tqdm(total=progress.total, desc=message, unit=progress.unit, file=sys.stderr,
-                           dynamic_ncols=True, leave=False, disable=None)
-            bar.total = progress.total
-            bar.n = progress.done
-            payload = progress.payload if isinstance(progress.payload, dict) else {}
-            if payload.get("kind") == "train":
-                bar.set_postfix(epoch=payload["epoch"], loss=f"{payload['loss']:.4f}", refresh=False)
-            elif payload.get("kind") == "val":
-                what = payload.get("candidate") or f"epoch {payload['epoch']}"
-                bar.write(f"{what}: validation accuracy {payload['accuracy']:.1%}", file=sys.stderr)
-            elif payload.get("kind") == "resume":
-                bar.write(progress.message, file=sys.stderr)
-            bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
+    return drive_console(job, quiet, _show_training_payload)
+
+
+def _show_training_payload(progress, bar) -> None:
+    payload = progress.payload if isinstance(progress.payload, dict) else {}
+    if payload.get("kind") == "train":
+        bar.set_postfix(epoch=payload["epoch"], loss=f"{payload['loss']:.4f}", refresh=False)
+    elif payload.get("kind") == "val":
+        what = payload.get("candidate") or f"epoch {payload['epoch']}"
+        bar.write(f"{what}: validation accuracy {payload['accuracy']:.1%}", file=sys.stderr)
+    elif payload.get("kind") == "resume":
+        bar.write(progress.message, file=sys.stderr)
 
 
 def note(text: str) -> None:

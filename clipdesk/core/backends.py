@@ -8,9 +8,12 @@ tensors. It also quacks like an open_clip model for `build_zero_shot_classifier`
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Protocol
 
 from .models import LoadedModel
+
+log = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
@@ -69,6 +72,8 @@ class TorchEncoder:
 def make_encoder(loaded: LoadedModel, backend: str = "torch", **options) -> Encoder:
     """Pick a backend by name; `auto` and `onnx` are resolved by the ONNX module when present."""
     if backend in ("torch", None, ""):
+        if options.get("precision", "fp32") != "fp32":
+            log.warning("int8 needs the ONNX Runtime backend; torch runs in fp32.")
         return TorchEncoder(loaded)
     try:
         from .onnx_backend import make_onnx_encoder

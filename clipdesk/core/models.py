@@ -241,7 +241,7 @@ def _build(arch: str, weights: Path | None, pretrained: str, identity: str, devi
     _check_arch(arch)
     tag_cfg = tag_cfg or {}
     try:
-        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+        with torch.random.fork_rng(devices=[]), quiet_open_clip():
             torch.manual_seed(RANDOM_SEED)
             model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
                 arch,
@@ -264,8 +264,8 @@ def _build(arch: str, weights: Path | None, pretrained: str, identity: str, devi
 
 
 @contextlib.contextmanager
-def _quiet_open_clip():
-    """open_clip warns on the root logger that random init is random; we asked for that."""
+def quiet_open_clip():
+    """open_clip warns and advises on the root logger (random init, quantisation); we asked for those."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))

@@ -36,7 +36,7 @@ import numpy as np
 from .backends import Encoder, TorchEncoder
 from .errors import Cancelled
 from .jobs import CancelToken, Job, Progress, check
-from .models import LoadedModel
+from .models import LoadedModel, quiet_open_clip
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -391,7 +391,7 @@ def quantize_job(fp32_folder: Path, meta: dict, cancel: CancelToken | None = Non
         for done, name in enumerate(TOWERS.values(), start=1):
             # MatMul only: the linear layers hold almost all weights and time; Gather (token
             # embedding) and the attention's activation x activation products stay fp32.
-            with _quiet_root_logger():  # it advises pre-processing on the root logger; not needed
+            with quiet_open_clip():  # it advises pre-processing on the root logger; not needed
                 quantize_dynamic(fp32_folder / name, tmp / name, op_types_to_quantize=["MatMul"],
                                  weight_type=QuantType.QInt8, per_channel=True,
                                  use_external_data_format=True)  # <name>.data, memory-mapped
@@ -402,18 +402,6 @@ def quantize_job(fp32_folder: Path, meta: dict, cancel: CancelToken | None = Non
     return folder, read_meta(folder, meta["identity"]) or int8_meta
 
 
-@contextlib.contextmanager
-def _quiet_root_logger():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
-# -- running ------------------------------------------------------------------------------------
 def open_session(path: Path, threads: int | None = None, device_type: str = "cpu", prepack: bool = True):
     """An InferenceSession tuned for sharing a small CPU with the decode threads.
 
