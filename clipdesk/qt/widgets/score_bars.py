@@ -37,11 +37,14 @@ class ScoreBars(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         palette = self.palette()
         metrics = QFontMetrics(self.font())
+        bold_font = self.font()
+        bold_font.setBold(True)
+        bold = QFontMetrics(bold_font)  # chosen labels are drawn bold: measure them that way
         if not self.scores:
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No scores yet")
             return
-        name_width = min(self.width() // 3, max(metrics.horizontalAdvance(n) for n, _ in self.scores) + 8)
+        name_width = min(self.width() // 3, max(bold.horizontalAdvance(n) for n, _ in self.scores) + 8)
         value_width = metrics.horizontalAdvance("100.0%") + 6
         bar_width = max(10, self.width() - name_width - value_width - 4)
         for i, (name, score) in enumerate(self.scores):
@@ -50,7 +53,8 @@ class ScoreBars(QWidget):
             font = self.font()
             font.setBold(name in self.chosen)
             painter.setFont(font)
-            text = metrics.elidedText(name, Qt.TextElideMode.ElideRight, name_width - 6)
+            text = (bold if font.bold() else metrics).elidedText(
+                name, Qt.TextElideMode.ElideRight, name_width - 6)
             painter.drawText(QRect(0, y, name_width - 6, ROW), Qt.AlignmentFlag.AlignVCenter, text)
             track = QRect(name_width, y + 5, bar_width, ROW - 10)
             painter.setPen(Qt.PenStyle.NoPen)
