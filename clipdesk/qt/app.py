@@ -48,12 +48,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.backend:
         choice.backend = args.backend
     window = MainWindow(choice, settings, batch_size=max(1, args.batch_size))
-    if args.labels:
-        window.replace_labels([part for part in args.labels.split(",") if part.strip()])
+    labels, paths = _start_content(args)
+    if labels:
+        window.replace_labels(labels)
     window.show()
-    if args.paths:
-        window.add_paths(args.paths)
+    if paths:
+        window.add_paths(paths)
     return app.exec()
+
+
+def _start_content(args) -> tuple[list[str], list[str]]:
+    """Labels and images to open with; `--demo` brings its sample pictures and labels, so a
+    newcomer sees scores at once."""
+    labels = [part.strip() for part in (args.labels or "").split(",") if part.strip()]
+    paths = list(args.paths)
+    if args.demo:
+        from clipdesk.core.demo import SAMPLE_SCENES, demo_labels, demo_sample_images
+        from clipdesk.core.errors import ModelLoadError
+
+        try:
+            paths = paths or [str(p) for p in demo_sample_images()]
+            labels = labels or demo_labels(limit=len(SAMPLE_SCENES))  # every sample's own label
+        except ModelLoadError as error:
+            print(f"clipdesk: {error}", file=sys.stderr)
+    return labels, paths
 
 
 if __name__ == "__main__":

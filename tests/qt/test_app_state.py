@@ -127,3 +127,14 @@ def test_gui_start_up_does_not_import_torch():
             "print(any(m.split('.')[0] in ('torch', 'open_clip') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_demo_start_brings_samples_and_their_labels():
+    """`main.py --demo`: the shipped sample pictures and a label for each are there at once."""
+    from clipdesk.core.demo import SAMPLE_SCENES
+    from clipdesk.qt.app import _start_content, build_parser
+
+    labels, paths = _start_content(build_parser().parse_args(["--demo"]))
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [
+        f"{i + 1:02d}-{c}-{s}.png" for i, (c, s) in enumerate(SAMPLE_SCENES)]
+    assert set(labels) == {f"{c} {s}" for c, s in SAMPLE_SCENES}
