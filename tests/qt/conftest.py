@@ -54,3 +54,11 @@ def wait_idle(qtbot, window, count: int | None = None, timeout: int = 60000) -> 
                 and not window.session.pending_paths() and not window._needs_rescore())
 
     qtbot.waitUntil(settled, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def empty_clipboard_after_test(qapp):
+    """A QMimeData made in Python and left on the clipboard is destroyed by Qt's exit handlers
+    after Python has finalised, which segfaults the test process: empty it after each test."""
+    yield
+    qapp.clipboard().clear()
