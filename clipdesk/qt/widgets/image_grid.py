@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 from clipdesk.core.session import Session
 
 from ..thumbnails import Thumbnails, scaled
+from .session_rows import SessionRowsMixin
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 CARD = QSize(184, 214)
@@ -28,31 +29,16 @@ ERROR_COLOUR = QColor("#c62828")
 ACCENT = QColor("#2e7dd7")
 
 
-class ImageListModel(QAbstractListModel):
+class ImageListModel(SessionRowsMixin, QAbstractListModel):
     def __init__(self, session: Session, thumbnails: Thumbnails, parent=None) -> None:
         super().__init__(parent)
         self.session = session
         self.thumbnails = thumbnails
-        session.on("added", self._added)
-        session.on("about_to_reset", self.beginResetModel)
-        session.on("reset", self.endResetModel)
-        session.on("changed", self._changed)
-        session.on("scores", self._all_changed)
-        session.on("options", lambda _keys: self._all_changed())
+        self._follow_session()
         thumbnails.ready.connect(self._thumbnail_ready)
 
-    def _added(self, first: int, last: int) -> None:
-        self.beginInsertRows(QModelIndex(), first, last)
-        self.endInsertRows()
-
-    def _changed(self, rows) -> None:
-        for row in rows:
-            index = self.index(row)
-            self.dataChanged.emit(index, index)
-
-    def _all_changed(self) -> None:
-        if self.session.items:
-            self.dataChanged.emit(self.index(0), self.index(len(self.session.items) - 1))
+    def _span(self, first: int, last: int):
+        return self.index(first), self.index(last)
 
     def _thumbnail_ready(self, path: Path) -> None:
         row = self.session.row_of(path)

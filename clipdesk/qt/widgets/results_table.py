@@ -9,34 +9,20 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
 from clipdesk.core.session import Session
 
 from .image_grid import ERROR_COLOUR, PATH_ROLE, UNSURE_COLOUR
+from .session_rows import SessionRowsMixin
 
 COLUMNS = ("File", "Top label", "Score", "Second label", "Margin", "Match")
 VALUE_ROLE = Qt.ItemDataRole.UserRole + 2  # raw numbers for sorting and tests
 
 
-class ResultsTableModel(QAbstractTableModel):
+class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
-        session.on("added", self._added)
-        session.on("about_to_reset", self.beginResetModel)
-        session.on("reset", self.endResetModel)
-        session.on("changed", self._changed)
-        session.on("scores", self._all_changed)
-        session.on("options", lambda _keys: self._all_changed())
+        self._follow_session()
 
-    def _added(self, first: int, last: int) -> None:
-        self.beginInsertRows(QModelIndex(), first, last)
-        self.endInsertRows()
-
-    def _changed(self, rows) -> None:
-        for row in rows:
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
-
-    def _all_changed(self) -> None:
-        if self.session.items:
-            self.dataChanged.emit(self.index(0, 0),
-                                  self.index(len(self.session.items) - 1, len(COLUMNS) - 1))
+    def _span(self, first: int, last: int):
+        return self.index(first, 0), self.index(last, len(COLUMNS) - 1)
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.session.items)
