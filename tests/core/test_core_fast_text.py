@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from clipdesk.core.fast_text import encode_text
+from clipdesk.core.models import TINY_ARCH, load_model
 
 PROMPTS = ["a photo of a cat.", "猫", "кошка на диване", "x", "a " + "very " * 90 + "long prompt", ""]
 
@@ -38,13 +39,15 @@ def test_short_prompts_run_on_fewer_positions(tiny_loaded, monkeypatch):
     assert seen == [int(tokens.argmax(-1)) + 1] and seen[0] < 77
 
 
-def test_non_causal_model_takes_open_clips_path(tiny_loaded, monkeypatch):
+def test_non_causal_model_takes_open_clips_path(monkeypatch):
+    # A model of its own: replacing a buffer on the session-wide model would leak into other tests.
+    own = load_model(TINY_ARCH, "none", "cpu")
     calls = []
-    model = tiny_loaded.model
-    monkeypatch.setattr(model, "attn_mask", torch.zeros(77, 77))
+    model = own.model
+    model.attn_mask = torch.zeros(77, 77)
     original = type(model).encode_text
     monkeypatch.setattr(type(model), "encode_text",
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     with torch.inference_mode():
-        encode_text(model, tiny_loaded.tokenizer(["a cat"]))
+        encode_text(model, own.tokenizer(["a cat"]))
     assert calls == [1]
