@@ -18,3 +18,11 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     for name in ("CACHE", "CONFIG", "DATA"):
         monkeypatch.setenv(f"CLIPDESK_{name}_DIR", str(root / name.lower()))
     return root
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the random-order seed even under -q, so a failure seen once can be replayed."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int):
+        terminalreporter.write_line(
+            f"Test order: pytest-randomly seed {seed}; replay with: python3 -m pytest -q --randomly-seed={seed}")

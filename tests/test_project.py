@@ -46,3 +46,45 @@ def test_readme_test_command_is_what_ci_runs():
     assert test_command in ci_lines
     install = commands[0].split("&&")[0].strip()
     assert install in ci_lines
+
+
+def _requirement_names(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_ci_builds_a_brand_new_virtualenv_and_shuffles_tests():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m venv" in ci and "activate" in ci
+    assert ci.index("python3 -m venv") < ci.index("pip install")
+    assert "pytest-randomly" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_install_uses_a_lock_that_pins_every_dependency():
+    import tomllib
+
+    requirements = (ROOT / "requirements.txt").read_text().splitlines()
+    assert "-c requirements.lock" in requirements
+    lock_lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pins = _requirement_names(lock_lines)
+    assert pins and all(re.fullmatch(r"[\w.+!]+", v) for v in pins.values()), "every lock line is name==version"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    extras = re.search(r"\.\[([\w,]+)\]", " ".join(requirements)).group(1).split(",")
+    for extra in extras:
+        wanted += project["optional-dependencies"][extra]
+    for spec in wanted:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[\w.\-]+", spec).group(0)).lower()
+        assert name in pins, f"{name} is a dependency but is not pinned in requirements.lock"
+
+
+def test_lock_refresh_command_is_documented():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lock = (ROOT / "requirements.lock").read_text()
+    command = re.search(r"^#\s+(pip-compile .*)$", lock, re.M).group(1).strip()
+    assert command in readme
