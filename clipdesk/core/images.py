@@ -7,6 +7,7 @@ run reports it per file and carries on.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -15,6 +16,9 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
+from .safeio import is_regular_file
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -37,36 +41,40 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], dict[Pa
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            for child in _walk(path):
+            for child in _walk(path, errors):
                 found.setdefault(child, None)
         elif path.is_file():
             found.setdefault(path.absolute(), None)
+        elif path.exists():
+            errors[path] = f"{path}: not a regular file (a pipe or device); skipped."
         else:
             errors[path] = f"{path}: no such file or folder."
     return list(found), errors
 
 
-def _walk(folder: Path) -> list[Path]:
+def _walk(folder: Path, errors: dict[Path, str] | None = None) -> list[Path]:
     results = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                if not is_regular_file(Path(root, name)):  # a FIFO named x.png would hang a read
+                    skipped = Path(root, name).absolute()
+                    message = f"{skipped}: not a regular file (a pipe, device or broken link); skipped."
+                    if errors is None:
+                        log.warning(message)
+                    else:
+                        errors[skipped] = message
+                    continue
                 results.append(Path(root, name).absolute())
     return sorted(results)
 
 
 def read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ImageLoadError(f"{path}: file not found.") from error
-    except PermissionError as error:
-        raise ImageLoadError(f"{path}: permission denied.") from error
-    except IsADirectoryError as error:
-        raise ImageLoadError(f"{path}: is a folder, not an image.") from error
-    except OSError as error:
-        raise ImageLoadError(f"{path}: could not be read ({error.strerror or error}).") from error
+    """Through the one file guard: a FIFO, a device or a link to /dev/zero is refused, not read."""
+    from .safeio import read_bytes_guarded
+
+    data = read_bytes_guarded(path, "image")
     if not data:
         raise ImageLoadError(f"{path}: empty file (0 bytes).")
     return data
