@@ -3,15 +3,21 @@
 The plan is computed without touching anything so the user sees it; execution re-checks every
 target (a file may have appeared since) and claims names exclusively, so nothing is ever
 overwritten. The last run is journalled in the config folder so "undo" works after a restart.
+
+The journal records each file's content hash, so undo deletes or moves only files that are still
+exactly what the sort wrote: a copy is deleted only while its original is still there with the
+same content; a copy whose original is gone is moved back instead; edited files stay put.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,15 +60,48 @@ class SortRecord:
     done: list[tuple[Path, Path]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     created_dirs: list[Path] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # str(target) -> content hash at sort time
 
     def to_json(self) -> dict:
         return {"mode": self.mode, "done": [[str(a), str(b)] for a, b in self.done],
-                "errors": self.errors, "created_dirs": [str(d) for d in self.created_dirs]}
+                "errors": self.errors, "created_dirs": [str(d) for d in self.created_dirs],
+                "digests": self.digests}
 
     @classmethod
     def from_json(cls, data: dict) -> SortRecord:
+        """A journal read back; anything malformed raises ValueError/KeyError/TypeError."""
+        if not isinstance(data, dict) or data.get("mode") not in ("copy", "move"):
+            raise ValueError("not a sort journal")
+        digests = data.get("digests", {})
+        if not isinstance(digests, dict):
+            raise ValueError("bad digests")
         return cls(data["mode"], [(Path(a), Path(b)) for a, b in data.get("done", [])],
-                   dict(data.get("errors", {})), [Path(d) for d in data.get("created_dirs", [])])
+                   dict(data.get("errors", {})), [Path(d) for d in data.get("created_dirs", [])],
+                   {str(k): str(v) for k, v in digests.items()})
+
+
+class UndoResult(list):
+    """The (current, restored) moves of an undo — a list, so views follow the files — plus what
+    was kept and why, so the caller can report honestly ("restored 3, kept 1: …")."""
+
+    def __init__(self, moves=(), kept: list[str] | None = None) -> None:
+        super().__init__(moves)
+        self.kept: list[str] = kept or []
+
+    @property
+    def message(self) -> str:
+        """One sentence for the status bar or the terminal."""
+        text = f"Undid the last sort: {len(self)} file(s) restored"
+        if self.kept:
+            text += f", {len(self.kept)} kept where they are ({self.kept[0]}"
+            text += f"; and {len(self.kept) - 1} more)" if len(self.kept) > 1 else ")"
+        return text + "."
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b of a file's content: what undo compares before it deletes or moves anything."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "blake2b").hexdigest()
 
 
 def _free_name(target: Path, taken: set[Path]) -> Path:
@@ -87,11 +126,14 @@ def plan_sort(assignments: Sequence[tuple[Path, str]], destination: Path) -> Sor
     return plan
 
 
-def _claim(source: Path, target: Path, mode: str, base: Path | None = None) -> Path:
+def _claim(source: Path, target: Path, mode: str, base: Path | None = None) -> tuple[Path, str]:
     """Copy or move without overwriting: the target name is created exclusively.
 
     If `target` was taken since planning, the next free `base (n)` name is used instead.
+    Returns the target and the content hash of what landed there.
     """
+    if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO would block, a device never ends
+        raise OSError(f"{source.name} is not a regular file")
     taken: set[Path] = set()
     while True:
         if target in taken or target.exists():
@@ -100,22 +142,34 @@ def _claim(source: Path, target: Path, mode: str, base: Path | None = None) -> P
             if mode == "move":
                 try:
                     os.link(source, target)  # fails if target exists: no overwrite race
+                    digest = file_digest(target)
                 except OSError as error:
                     if isinstance(error, FileExistsError):
                         raise
-                    _copy_exclusive(source, target)  # other filesystem, or no hard links
+                    digest = _copy_exclusive(source, target)  # other filesystem, or no hard links
                 os.unlink(source)
             else:
-                _copy_exclusive(source, target)
-            return target
+                digest = _copy_exclusive(source, target)
+            return target, digest
         except FileExistsError:
             taken.add(target)
 
 
-def _copy_exclusive(source: Path, target: Path) -> None:
-    with open(source, "rb") as src, open(target, "xb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+def _copy_exclusive(source: Path, target: Path) -> str:
+    """Copy into a new file (never over one), hashing the bytes as they pass."""
+    digest = hashlib.blake2b()
+    try:
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+    except FileExistsError:
+        raise
+    except BaseException:
+        target.unlink(missing_ok=True)  # a half-written copy is ours to remove
+        raise
     shutil.copystat(source, target)
+    return digest.hexdigest()
 
 
 def execute_job(plan: SortPlan, mode: str = "copy", cancel: CancelToken | None = None) -> Job[SortRecord]:
@@ -133,7 +187,9 @@ def execute_job(plan: SortPlan, mode: str = "copy", cancel: CancelToken | None =
                 target.parent.mkdir(parents=True, exist_ok=True)
                 record.created_dirs.append(target.parent)
             try:
-                record.done.append((source, _claim(source, target, mode, target.parent / source.name)))
+                landed, digest = _claim(source, target, mode, target.parent / source.name)
+                record.done.append((source, landed))
+                record.digests[str(landed)] = digest
             except OSError as error:
                 record.errors[str(source)] = f"{source}: {error.strerror or error}."
             yield Progress(i + 1, total, f"Sorting ({mode})", unit="file", started=started.started)
@@ -157,36 +213,75 @@ def save_journal(record: SortRecord) -> None:
 
 
 def load_journal() -> SortRecord | None:
+    from .safeio import read_text_guarded
+
     try:
-        return SortRecord.from_json(json.loads(journal_path().read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError):
-        return None
+        return SortRecord.from_json(json.loads(read_text_guarded(journal_path(), "json")))
+    except (OSError, ValueError, KeyError, TypeError, ClipdeskError):
+        return None  # no journal, or one nobody can trust: nothing to undo
 
 
-def undo(record: SortRecord | None = None) -> list[tuple[Path, Path]]:
-    """Reverse the last run: moved files go back (never over a file that reappeared there),
-    copies are deleted. Returns the (current, restored) moves so views can follow the files."""
+def undo(record: SortRecord | None = None) -> UndoResult:
+    """Reverse the last run, touching only files that are still exactly what the sort wrote.
+
+    Copy: a copy is deleted only while its original is still there with the recorded content;
+    if the original is gone, the copy is moved back to its place instead. Move: a file goes back
+    only if its content still matches and its old place is free. Anything else stays where it is
+    and is listed in `kept`. Returns the (current, restored) moves so views can follow the files.
+    """
     record = record or load_journal()
     if record is None or not record.done:
         raise SortError("There is no sort to undo.")
-    restored, problems = [], []
+    result = UndoResult()
     for source, target in reversed(record.done):
-        if not target.exists():
-            problems.append(f"{target} is gone")
-            continue
-        if record.mode == "move":
-            if source.exists():
-                problems.append(f"{source} exists again")
-                continue
-            source.parent.mkdir(parents=True, exist_ok=True)
-            restored.append((target, _claim(target, source, "move")))
-        else:
-            target.unlink()
-            restored.append((target, source))
+        problem = _undo_one(record, Path(source), Path(target), result)
+        if problem:
+            result.kept.append(problem)
     for folder in sorted(record.created_dirs, key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             folder.rmdir()  # only if empty: files the user added since stay put
     journal_path().unlink(missing_ok=True)
-    if problems and not restored:
-        raise SortError("Nothing could be undone: " + "; ".join(problems[:3]) + ".")
-    return restored
+    if result.kept and not result:
+        raise SortError(f"Nothing was undone; every file was kept where it is ({result.kept[0]}).")
+    return result
+
+
+def _undo_one(record: SortRecord, source: Path, target: Path, result: UndoResult) -> str | None:
+    """Undo one entry; returns why it was kept, or None when it was restored."""
+    current = _regular_digest(target, follow=False)
+    if current is None:
+        return f"{target} is gone or is no longer a plain file"
+    expected = record.digests.get(str(target))
+    if expected is None and record.mode == "copy":
+        expected = _regular_digest(source)  # a journal from before hashes: the original decides
+    if record.mode == "copy" and os.path.lexists(source):
+        if current != expected:
+            return f"{target} was changed since the sort"
+        if _regular_digest(source) != expected:
+            return f"the original {source} was changed, so its copy {target} was kept"
+        if os.path.samefile(source, target):
+            return f"{source} and {target} are the same file"
+        target.unlink()  # verified: an identical original remains
+        result.append((target, source))
+        return None
+    if record.mode == "move" and current != expected:
+        return f"{target} was changed since the sort"
+    if os.path.lexists(source):
+        return f"{source} exists again"
+    try:  # a move (or a copy whose original is gone): moving it back never loses anything
+        source.parent.mkdir(parents=True, exist_ok=True)
+        landed, _ = _claim(target, source, "move")
+    except OSError as error:
+        return f"{target} could not be moved back ({error.strerror or error})"
+    result.append((target, landed))  # `landed` is next to `source` if that name was taken just now
+    return None
+
+
+def _regular_digest(path: Path, follow: bool = True) -> str | None:
+    """The content hash of a regular file; None for anything missing, special or a symlink
+    (unless `follow`): undo never deletes what it did not create."""
+    try:
+        info = os.stat(path) if follow else os.lstat(path)
+        return file_digest(path) if stat.S_ISREG(info.st_mode) else None
+    except OSError:
+        return None
