@@ -49,7 +49,9 @@ from .widgets.results_table import VALUE_ROLE, ResultsTable, ResultsTableModel
 from .widgets.sort_dialog import SortDialog
 from .worker import ModelWorker, Task, pool, run_in_pool
 
-CHUNK = 64  # images per classify task: a label edit is served between chunks, not after the run
+# Images per classify task: a label edit is served between chunks, not after the run. A chunk is
+# sized to about CHUNK_SECONDS at the measured rate, so the per-task overhead stays small.
+CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
 
 
 @dataclass
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         self.model_info: dict = {}
         self.model_ready = False
         self.notes: list[str] = []  # non-file problems worth listing (label notes)
+        self.scan_notes: list[str] = []  # what the last scan skipped or paired (shown in notes too)
         self._load_task: Task | None = None
         self._classify_task: Task | None = None
         self._rescore_task: Task | None = None
@@ -533,9 +536,9 @@ class MainWindow(QMainWindow):
         self.show_message("Looking for images…")
 
         def find(_ctx, _token):
-            from clipdesk.core.images import find_images
+            from clipdesk.core.images import scan_images
 
-            return find_images(paths)
+            return scan_images(paths, pair_raw=not self.settings["keep_raw_pairs_separate"])
 
         def connect(task: Task) -> None:
             task.signals.finished.connect(self._found)
@@ -543,22 +546,28 @@ class MainWindow(QMainWindow):
 
         run_in_pool("find", find, connect=connect)
 
-    def _found(self, found) -> None:
-        files, errors = found
+    def _found(self, scan) -> None:
+        files, errors = scan.files, scan.errors
+        self.notes = [*scan.notes(), *(n for n in self.notes if n not in self.scan_notes)]
+        self.scan_notes = scan.notes()
+        self._update_badge()
         added = self.session.add_paths(files)
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
         self.thumbnails.request(added)
         note = f" ({skipped} already loaded)" if skipped else ""
+        note += "".join(f" {line}" for line in self.scan_notes if "skipped" in line)
         self.show_message(f"Added {len(added)} image{'s' if len(added) != 1 else ''}{note}.", 5000)
         self.images_added.emit(added)
         self._paused = False
         self._schedule()
 
     def add_images_dialog(self) -> None:
+        from clipdesk.core.images import supported_suffixes  # HEIC, AVIF, RAW: what decoders read
+
+        patterns = " ".join(f"*{suffix}" for suffix in sorted(supported_suffixes()))
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Add images", self.settings["last_folder"],
-            "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;All files (*)")
+            self, "Add images", self.settings["last_folder"], f"Images ({patterns});;All files (*)")
         if files:
             self.add_paths(files)
 
@@ -643,7 +652,7 @@ class MainWindow(QMainWindow):
         if self._classify_task is None and not self._paused:
             pending = [p for p in self.session.pending_paths() if p not in self._in_flight]
             if pending:
-                self._start_classify(pending[:CHUNK], len(pending))
+                self._start_classify(pending[:self._chunk_size()], len(pending))
                 return
         if self._classify_task is None and self._rescore_task is None:
             self._run = None
@@ -653,6 +662,11 @@ class MainWindow(QMainWindow):
             else:
                 self._idle_message()
                 self.idle.emit()
+
+    def _chunk_size(self) -> int:
+        run = self._run
+        rate = run.done / max(1e-6, time.monotonic() - run.started) if run and run.done else 0.0
+        return int(min(CHUNK_MAX, max(CHUNK_MIN, rate * CHUNK_SECONDS)))
 
     def _needs_rescore(self) -> bool:
         if not self.session.labels:
@@ -719,7 +733,7 @@ class MainWindow(QMainWindow):
         if task is not self._classify_task:
             return
         self._classify_task = None
-        if isinstance(error, Cancelled):
+        if isinstance(error, Cancelled) or (error is None and self._paused):
             self._paused = True
             self._run = None
             self._set_busy(False)
@@ -759,7 +773,7 @@ class MainWindow(QMainWindow):
         if signature == self.signature():
             self.session.set_scores(result.paths, result.probs, result.labels)
             self._scores_signature = signature
-            self.notes = list(result.notes)
+            self.notes = [*self.scan_notes, *result.notes]
             self._update_badge()
             self._refresh_filter()
             self.results_updated.emit()
@@ -794,7 +808,10 @@ class MainWindow(QMainWindow):
             self.show_message(notes[0], 6000)
 
     def cancel(self) -> None:
-        """Esc / Cancel: stops the running job within one batch."""
+        """Esc / Cancel: stops the running job within one batch; nothing queued starts after it."""
+        if self._classify_task is not None or self._run is not None:
+            self._paused = True  # the scheduler starts no further chunk until File › Classify pending
+        self._schedule_timer.stop()
         for task in (self._classify_task, self._load_task, self._search_task):
             if task is not None:
                 task.cancel()

@@ -59,13 +59,19 @@ def drive(task: Task, context: Any) -> None:
         if not hasattr(job, "__next__"):  # a plain function result, not a generator
             signals.finished.emit(job)
             return
-        while True:
-            try:
-                progress = next(job)
-            except StopIteration as stop:
-                signals.finished.emit(stop.value)
-                return
-            signals.yielded.emit(progress)
+        try:
+            while True:
+                try:
+                    progress = next(job)
+                except StopIteration as stop:
+                    if task.token.cancelled:  # cancelled during its last batch: still a cancel
+                        raise Cancelled("Cancelled.") from None
+                    signals.finished.emit(stop.value)
+                    return
+                signals.yielded.emit(progress)
+                task.token.check()  # the job is never resumed after a cancel: within one batch
+        finally:
+            job.close()  # runs the job's own clean-up (thread pools, files) at once
     except Cancelled as error:
         signals.errored.emit(error)
     except Exception as error:  # noqa: BLE001 - reported to the GUI as one message
