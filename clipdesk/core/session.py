@@ -73,6 +73,53 @@ def decide(probs: np.ndarray, names: Sequence[str], threshold: float = 0.0, marg
                     second_score, unsure, [] if unsure else [names[top]])
 
 
+@dataclass
+class DecisionArrays:
+    """`decide` for every row: `scored` rows have probabilities; `present` is rows × labels."""
+
+    scored: np.ndarray
+    top: np.ndarray
+    top_score: np.ndarray
+    second: np.ndarray  # -1 where there is no second label
+    second_score: np.ndarray
+    unsure: np.ndarray
+    present: np.ndarray
+
+
+def decision_arrays(items: Sequence[ImageItem], n_labels: int, threshold: float = 0.0,
+                    margin: float = 0.0, multi_label: bool = False) -> DecisionArrays:
+    """The unsure rule of `decide`, vectorised over images (same ties: the first label wins)."""
+    n = len(items)
+    scored = np.array([item.probs is not None and len(item.probs) == n_labels > 0 for item in items], bool)
+    probs = np.zeros((n, max(n_labels, 1)), np.float32)
+    if scored.any():
+        probs[scored] = np.stack([item.probs for item, ok in zip(items, scored) if ok])
+    probs = probs[:, :n_labels] if n_labels else probs[:, :0]
+    rows = np.arange(n)
+    if n_labels:
+        top = np.argmax(probs, axis=1)
+        top_score = probs[rows, top]
+        rest = probs.copy()
+        rest[rows, top] = -np.inf
+        second = np.argmax(rest, axis=1) if n_labels > 1 else np.full(n, -1)
+        second_score = rest[rows, second] if n_labels > 1 else np.zeros(n, np.float32)
+    else:
+        top = second = np.full(n, -1)
+        top_score = second_score = np.zeros(n, np.float32)
+    if multi_label:
+        present = probs >= (threshold or MULTI_LABEL_DEFAULT_THRESHOLD)
+        unsure = ~present.any(axis=1)
+    else:
+        unsure = (threshold > 0) & (top_score < threshold)
+        if n_labels > 1 and margin > 0:
+            unsure |= top_score - second_score < margin
+        present = np.zeros((n, n_labels), bool)
+        if n_labels:
+            present[rows, top] = ~unsure
+    return DecisionArrays(scored, top, top_score, second, np.asarray(second_score, np.float32),
+                          unsure, present)
+
+
 def label_name(text: str) -> str:
     """The display name of a label line ("car | automobile" → "car")."""
     return parse_label(text).name
@@ -92,6 +139,8 @@ class Session:
         self.score_labels: list[str] = []  # the label names the stored probabilities refer to
         self.search_query = ""
         self._listeners: dict[str, list[Callable]] = defaultdict(list)
+        self._arrays: DecisionArrays | None = None  # cached until the next event
+        self._features: tuple[list[Path], np.ndarray] | None = None
 
     # -- events ---------------------------------------------------------------------------------
     def on(self, event: str, callback: Callable) -> None:
@@ -99,6 +148,9 @@ class Session:
         self._listeners[event].append(callback)
 
     def _emit(self, event: str, *args) -> None:
+        self._arrays = None  # every event may change scores, rows or options
+        if event not in ("scores", "options", "labels"):  # rows, paths or vectors may have changed
+            self._features = None
         for callback in list(self._listeners[event]):
             callback(*args)
 
@@ -165,6 +217,7 @@ class Session:
 
     def reset_embeddings(self) -> None:
         """Another model was loaded: every image must be embedded again (with the new model)."""
+        self._features = None
         for item in self.items:
             item.status, item.error, item.vector, item.probs, item.similarity = "pending", "", None, None, None
         self.score_labels = []
@@ -185,6 +238,7 @@ class Session:
                        probs: np.ndarray | None = None, score_labels: Sequence[str] = ()) -> None:
         """One embedding batch from the worker; `probs` (rows aligned with the good ones) optional."""
         changed, k = [], 0
+        self._features = None
         for path, vector, error in batch:
             row = self.row_of(path)
             if vector is None:
@@ -204,11 +258,18 @@ class Session:
             self._emit("changed", changed)
 
     def features(self) -> tuple[list[Path], np.ndarray]:
-        """Paths and stacked embeddings of every image encoded so far (for scoring and search)."""
-        done = [item for item in self.items if item.vector is not None]
-        if not done:
-            return [], np.zeros((0, 0), np.float32)
-        return [item.path for item in done], np.stack([item.vector for item in done])
+        """Paths and stacked embeddings of every image encoded so far (for scoring and search).
+
+        Cached until images are added, removed or (re-)embedded: a search at 20,000 images does
+        not stack 20,000 vectors again.
+        """
+        if self._features is None:
+            done = [item for item in self.items if item.vector is not None]
+            if not done:
+                self._features = ([], np.zeros((0, 0), np.float32))
+            else:
+                self._features = ([item.path for item in done], np.stack([item.vector for item in done]))
+        return self._features
 
     def set_scores(self, paths: Sequence[Path], probs: np.ndarray, labels: Sequence[str]) -> None:
         """Replace all scores (a re-score after a label edit): rows of `probs` follow `paths`."""
@@ -253,15 +314,35 @@ class Session:
         order = np.argsort(-item.probs, kind="stable")
         return [(self.score_labels[j], float(item.probs[j])) for j in order]
 
+    def decision_arrays(self) -> DecisionArrays:
+        """`decide` for every row at once (numpy), cached until the next event: filters and
+        sorting at 20,000 images cost milliseconds, not one Python call per row."""
+        if self._arrays is None:
+            self._arrays = decision_arrays(self.items, len(self.score_labels), self.threshold,
+                                           self.margin, self.multi_label)
+        return self._arrays
+
+    def label_mask(self, label: str) -> np.ndarray:
+        """Per row: was the image given `label` (or is it unsure, for "unsure")?"""
+        arrays = self.decision_arrays()
+        if label == UNSURE:
+            return arrays.scored & arrays.unsure
+        names = [name.casefold() for name in self.score_labels]
+        if label.casefold() not in names:
+            return np.zeros(len(self.items), bool)
+        return arrays.scored & arrays.present[:, names.index(label.casefold())]
+
+    def similarity_array(self) -> np.ndarray:
+        """Per row: the last search's cosine, NaN where there is none."""
+        return np.array([np.nan if item.similarity is None else item.similarity for item in self.items],
+                        np.float64)
+
     def predicted_labels(self) -> list[str]:
-        """Every label some image was given (plus "unsure"), for the table's filter."""
-        seen: dict[str, None] = {}
-        for row in range(len(self.items)):
-            decision = self.decision(row)
-            if decision is not None:
-                for label in decision.labels or [UNSURE]:
-                    seen.setdefault(label, None)
-        return list(seen)
+        """Every label some image was given (in label order, then "unsure"), for the filter."""
+        arrays = self.decision_arrays()
+        given = (arrays.present & arrays.scored[:, None]).any(axis=0)
+        labels = [name for name, used in zip(self.score_labels, given) if used]
+        return labels + ([UNSURE] if (arrays.scored & arrays.unsure).any() else [])
 
     def counts(self) -> dict[str, int]:
         return {status: sum(item.status == status for item in self.items)

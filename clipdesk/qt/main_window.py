@@ -45,7 +45,7 @@ from .widgets.image_grid import PATH_ROLE, ImageCardDelegate, ImageListModel, Im
 from .widgets.label_editor import LabelEditor
 from .widgets.model_menu import ModelMenu
 from .widgets.proxy import ALL, SessionProxy
-from .widgets.results_table import VALUE_ROLE, ResultsTable, ResultsTableModel
+from .widgets.results_table import ResultsTable, ResultsTableModel
 from .widgets.sort_dialog import SortDialog
 from .worker import ModelWorker, Task, pool, run_in_pool
 
@@ -170,7 +170,6 @@ class MainWindow(QMainWindow):
         self.image_model = ImageListModel(session, self.thumbnails, self)
         self.grid_proxy = SessionProxy(session, self)
         self.grid_proxy.setSourceModel(self.image_model)
-        self.grid_proxy.sort(0)
         self.image_view = ImageView()
         self.image_view.setModel(self.grid_proxy)
         self.image_view.setItemDelegate(ImageCardDelegate(session, self.thumbnails, self.image_view))
@@ -182,7 +181,6 @@ class MainWindow(QMainWindow):
         self.table_model = ResultsTableModel(session, self)
         self.table_proxy = SessionProxy(session, self)
         self.table_proxy.search_order = False
-        self.table_proxy.setSortRole(VALUE_ROLE)
         self.table_proxy.setSourceModel(self.table_model)
         self.results_table = ResultsTable()
         self.results_table.setModel(self.table_proxy)
@@ -858,8 +856,6 @@ class MainWindow(QMainWindow):
             return
         self._search_task = None
         self.session.set_similarity([paths[i] for i, _ in ranked], [value for _, value in ranked], query)
-        self.grid_proxy.invalidate()
-        self.grid_proxy.sort(0)
         self.results_table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
         best = f" Best: {paths[ranked[0][0]].name}." if ranked else ""
         self.show_message(f"Ranked {len(ranked)} images by {query}.{best}")
@@ -875,8 +871,6 @@ class MainWindow(QMainWindow):
     def clear_search(self) -> None:
         if self.session.search_query:
             self.session.set_similarity(None)
-            self.grid_proxy.invalidate()
-            self.grid_proxy.sort(0)
             self.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
             self._idle_message()
 

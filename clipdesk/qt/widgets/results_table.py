@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
@@ -46,6 +47,26 @@ class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
         label = f"unsure ({decision.top_label})" if decision.unsure else decision.label
         return (item.path.name, label, decision.score, decision.second_label,
                 decision.margin if decision.second_label else None, item.similarity)
+
+    def sort_keys(self, column: int) -> np.ndarray:
+        """One key per session row for `column`, computed for all rows at once (NaN: no value)."""
+        session = self.session
+        if column == 0:
+            return np.array([item.path.name.casefold() for item in session.items], dtype=str)
+        if column == 5:
+            return session.similarity_array()
+        arrays = session.decision_arrays()
+        names = np.array([*session.score_labels, ""], dtype=str)
+        if column in (1, 3):
+            index = np.where(arrays.scored, arrays.top if column == 1 else arrays.second, -1)
+            keys = names[index]
+            if column == 1:
+                keys = np.where(arrays.unsure & arrays.scored, np.char.add("unsure ", keys), keys)
+            return keys
+        score = np.where(arrays.scored, arrays.top_score, np.nan).astype(np.float64)
+        if column == 2:
+            return score
+        return np.where(arrays.second >= 0, score - arrays.second_score, np.nan)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self.session.items):
