@@ -11,14 +11,15 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .console import drive
-from .core.errors import ClipdeskError, LabelError, ModelLoadError
+from .console import drive, safe_text
+from .core.errors import ClipdeskError, ImageLoadError, LabelError, ModelLoadError
 
 EXIT_OK, EXIT_MODEL, EXIT_USAGE = 0, 1, 2
 
@@ -35,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = commands.add_parser("classify", help="score images against candidate labels")
     classify.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    labels = classify.add_mutually_exclusive_group(required=True)
+    labels = classify.add_mutually_exclusive_group()  # neither: a fine-tuned model's own classes
     labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,car"')
     labels.add_argument("--labels-file", type=Path, help="a text file, one label per line")
-    classify.add_argument("--templates", default="photo",
-                          choices=["none", "photo", "ensemble", "imagenet80"])
+    classify.add_argument("--templates", default=None, choices=["none", "photo", "ensemble", "imagenet80"],
+                          help="prompt templates (default photo, or those the model was fine-tuned with)")
     classify.add_argument("--top-k", type=_positive, default=None, help="labels shown per image")
     classify.add_argument("--multi-label", action="store_true",
                           help="score each label independently (images holding several things)")
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         register = None
     if register is not None:
         register(commands)
+    from .scale.cli import register as register_scale  # ray/pyarrow/ANN load only when used
+
+    register_scale(commands, classify, search)
     return parser
 
 
@@ -86,7 +90,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
 
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_ARCH, help=f"open_clip architecture, or 'demo' (default {DEFAULT_ARCH})")
+    group.add_argument("--model", default=None,
+                       help=f"open_clip architecture, or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
     group.add_argument("--pretrained", default=None,
                        help=f"pretrained tag, checkpoint file or fine-tuned folder, 'none' or 'demo' (default {DEFAULT_PRETRAINED})")
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
@@ -102,25 +107,26 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--exact", action="store_true",
                         help="decode JPEGs at full size (slower; the default draft decode keeps the same top-1)")
+    parser.add_argument("--keep-raw-pairs-separate", action="store_true",
+                        help="treat IMG_1.CR3 beside IMG_1.JPG as two photos (default: one, the JPEG)")
 
 
 # -- running jobs -------------------------------------------------------------------------------
 def open_engine(args):
     from .core.engine import open_engine_job
-    from .core.models import DEFAULT_PRETRAINED
 
-    pretrained = args.pretrained
-    if pretrained is None:
-        pretrained = "demo" if args.model == "demo" else DEFAULT_PRETRAINED
-    backend = args.backend
-    return drive(open_engine_job(args.model, pretrained, args.device, backend, args.precision,
+    # None = not given: `resolve_source` fills in the default, or the model folder's architecture.
+    return drive(open_engine_job(args.model, args.pretrained, args.device, args.backend, args.precision,
                                  use_cache=not args.no_cache))
 
 
-def collect_images(paths: Sequence[str]):
-    from .core.images import find_images
+def collect_images(paths: Sequence[str], pair_raw: bool = True):
+    from .core.images import scan_images
 
-    files, errors = find_images(paths)
+    scan = scan_images(paths, pair_raw)
+    for text in scan.notes():  # skipped file types, RAW pairs, missing decoders: never silent
+        note(text)
+    files, errors = scan.files, scan.errors
     if not files:
         missing = "; ".join(errors.values()) if errors else f"no images in {', '.join(paths)}."
         raise UsageError(f"Nothing to do: {missing}")
@@ -128,7 +134,20 @@ def collect_images(paths: Sequence[str]):
 
 
 def note(text: str) -> None:
-    print(f"clipdesk: {text}", file=sys.stderr)
+    print(f"clipdesk: {safe_text(text)}", file=sys.stderr)
+
+
+def dump_json(data) -> None:
+    from .core.export import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(data), ensure_ascii=False, indent=1, allow_nan=False))
+    sys.stdout.write("\n")
+
+
+def csv_row(cells) -> list:
+    from .core.export import csv_cell
+
+    return [csv_cell(safe_text(c) if isinstance(c, str) else c) for c in cells]
 
 
 # -- classify -----------------------------------------------------------------------------------
@@ -137,14 +156,29 @@ def read_label_args(args) -> list[str]:
 
     if args.labels is not None:
         return split_labels(args.labels)
+    if args.labels_file is None:
+        return None  # the model's own classes, once it is loaded (see model_labels)
     lines = read_labels_file(args.labels_file)
     return split_labels(lines[0]) if len(lines) == 1 else lines
 
 
+def model_labels(loaded, raw_labels, templates):
+    """No --labels: a fine-tuned model's own classes, with the templates it was trained with."""
+    own = loaded.metadata.get("templates") if raw_labels is None else None
+    templates = templates or (own if own in ("none", "photo", "ensemble", "imagenet80") else "photo")
+    if raw_labels is not None:
+        return raw_labels, templates
+    if not loaded.class_names:
+        raise UsageError("No labels given: use --labels or --labels-file "
+                         "(only a fine-tuned model brings its own classes).")
+    return loaded.class_names, templates
+
+
 def cmd_classify(args) -> int:
     raw_labels = read_label_args(args)
-    files, missing = collect_images(args.paths)
+    files, missing = collect_images(args.paths, not args.keep_raw_pairs_separate)
     engine = open_engine(args)
+    raw_labels, args.templates = model_labels(engine.loaded, raw_labels, args.templates)
     label_set = engine.label_set(raw_labels, args.templates)
     for text in label_set.notes:
         note(text)
@@ -182,15 +216,15 @@ def write_rows(rows: list[dict], labels: list[str], fmt: str) -> None:
     if fmt == "json":
         for row in rows:
             row.pop("top", None)
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        dump_json(rows)
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "score", "error", *labels])
+        writer.writerow(csv_row(["path", "label", "score", "error", *labels]))
         for row in rows:
             probs = [row["scores"][label] for label in labels] if "scores" in row else [""] * len(labels)
-            writer.writerow([row["path"], row.get("label", ""), row.get("score", ""), row.get("error", ""), *probs])
+            writer.writerow(csv_row([row["path"], row.get("label", ""), row.get("score", ""),
+                                     row.get("error", ""), *probs]))
         sys.stdout.write(buffer.getvalue())
     else:
         _write_table(rows)
@@ -201,19 +235,20 @@ def _write_table(rows: list[dict]) -> None:
     for row in rows:
         name = _short_path(row["path"]).ljust(width)
         if "error" in row:
-            print(f"{name}  ERROR  {row['error']}")
+            print(f"{name}  ERROR  {safe_text(row['error'])}")
         else:
-            shown = "  ".join(f"{label} {p:6.1%}" for label, p in row["top"])
+            shown = "  ".join(f"{safe_text(label)} {p:6.1%}" for label, p in row["top"])
             print(f"{name}  {shown}")
 
 
 def _short_path(path: str) -> str:
+    path = safe_text(path)
     return path if len(path) <= 60 else "…" + path[-59:]
 
 
 # -- search -------------------------------------------------------------------------------------
 def cmd_search(args) -> int:
-    files, missing = collect_images(args.paths)
+    files, missing = collect_images(args.paths, not args.keep_raw_pairs_separate)
     engine = open_engine(args)
     embedded = drive(engine.embed_job(files, args.batch_size, args.exact))
     if args.query is not None:
@@ -224,18 +259,17 @@ def cmd_search(args) -> int:
             for n, (i, c) in enumerate(ranking)]
     errors = [{"path": str(p), "error": m} for p, m in {**missing, **embedded.errors}.items()]
     if args.format == "json":
-        json.dump(hits + errors, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        dump_json(hits + errors)
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["rank", "path", "score", "error"])
+        writer.writerow(csv_row(["rank", "path", "score", "error"]))
         for hit in hits:
-            writer.writerow([hit["rank"], hit["path"], hit["score"], ""])
+            writer.writerow(csv_row([hit["rank"], hit["path"], hit["score"], ""]))
         for error in errors:
-            writer.writerow(["", error["path"], "", error["error"]])
+            writer.writerow(csv_row(["", error["path"], "", error["error"]]))
     else:
         for hit in hits:
-            print(f"{hit['rank']:>3}  {hit['score']:+.4f}  {hit['path']}")
+            print(f"{hit['rank']:>3}  {hit['score']:+.4f}  {safe_text(hit['path'])}")
         for error in errors:
             note(error["error"])
     return EXIT_OK
@@ -247,8 +281,7 @@ def cmd_models(args) -> int:
 
     entries = list_models(include_untagged=args.all)
     if args.format == "json":
-        json.dump([entry.__dict__ for entry in entries], sys.stdout, indent=1, default=str)
-        sys.stdout.write("\n")
+        dump_json([entry.__dict__ for entry in entries])
         return EXIT_OK
     print("✓ = weights on this machine\n")
     for entry in entries:
@@ -288,24 +321,84 @@ def _folder_size(folder: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CLIPDESK_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse already printed the usage message
-        return int(exit_.code or 0)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
+    _route_notes_to_stderr()
     try:
         return args.handler(args)
     except ModelLoadError as error:
-        print(f"clipdesk: {error}", file=sys.stderr)
+        _report(error, debug)
         return EXIT_MODEL
-    except (UsageError, LabelError, ClipdeskError) as error:
-        print(f"clipdesk: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, LabelError, ImageLoadError, ClipdeskError) as error:
+        _report(error, debug)
+        return exit_code_for(error)
     except BrokenPipeError:  # `clipdesk ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return EXIT_OK
     except KeyboardInterrupt:
         print("clipdesk: interrupted.", file=sys.stderr)
         return 130
+    except RecursionError as error:
+        _report(error, debug, "a structure nests too deeply (a cycle in model folders?)")
+        return EXIT_MODEL
+    except MemoryError as error:
+        _report(error, debug, "out of memory")
+        return EXIT_MODEL
+    except Exception as error:  # noqa: BLE001 - never a traceback for a user; --debug shows it
+        _report(error, debug, f"unexpected {type(error).__name__}: {_first_line(error)}")
+        if not debug:
+            print("clipdesk: this is a bug; please report it with the output of the same command "
+                  "run with --debug.", file=sys.stderr)
+        return EXIT_MODEL
+
+
+def exit_code_for(error: BaseException) -> int:
+    """Model and unsafe-file errors exit 1; the rest (labels, an example image, ...) are usage."""
+    if isinstance(error, ModelLoadError):
+        return EXIT_MODEL
+    from .core.safeio import UnsafeFileError
+
+    if isinstance(error, UnsafeFileError) or getattr(error, "exit_code", None) == EXIT_MODEL:
+        return EXIT_MODEL
+    return EXIT_USAGE
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return safe_text(text.splitlines()[0][:300]) if text else "(no message)"
+
+
+def _report(error: BaseException, debug: bool, text: str | None = None) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    message = text if text is not None else " ".join(str(error).split()) or type(error).__name__
+    print(f"clipdesk: {safe_text(message)}", file=sys.stderr)
+
+
+def _route_notes_to_stderr() -> None:
+    """Warnings logged by core (a cache moved aside, a file skipped) become one `clipdesk:` line."""
+    import logging
+
+    logger = logging.getLogger("clipdesk")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler(logging.WARNING))
+
+
+class _NoteHandler(logging.Handler):
+    """`clipdesk: <message>` on the current stderr, escaped; never a traceback (see --debug)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"clipdesk: {safe_text(record.getMessage())}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - a note must never end a run
+            self.handleError(record)
 
 
 if __name__ == "__main__":

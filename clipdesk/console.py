@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable
 
 from .core.jobs import Job, Progress, T
@@ -38,3 +39,26 @@ def drive(job: Job[T], quiet: bool = False,
     finally:
         if bar is not None:
             bar.close()
+
+
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def safe_text(text: object) -> str:
+    """Text fit for a terminal: control characters (ESC sequences, newlines in file names),
+    bidirectional overrides and undecodable file-name bytes are shown escaped, never obeyed."""
+    text = str(text)
+    if text.isprintable() and text.isascii():  # the common case, fast
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or char in _BIDI:
+            out.append(f"\\u{code:04x}")
+        elif unicodedata.category(char) == "Cc":
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)

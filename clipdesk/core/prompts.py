@@ -7,11 +7,14 @@ each synonym (or removed when there are none).
 
 from __future__ import annotations
 
+import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import LabelError
 
+log = logging.getLogger(__name__)
 TEMPLATE_SET_NAMES = ("none", "photo", "ensemble", "imagenet80")
 DEFAULT_TEMPLATES = "photo"
 
@@ -90,7 +93,7 @@ def clean_labels(raw: list[str | Label]) -> tuple[list[Label], list[str]]:
     for item in raw:
         label = item if isinstance(item, Label) else None
         if label is None:
-            text = _tidy(str(item))
+            text = _tidy(strip_controls(str(item)))
             if not text or not text.strip("|").strip():
                 continue
             label = parse_label(text)
@@ -104,9 +107,58 @@ def clean_labels(raw: list[str | Label]) -> tuple[list[Label], list[str]]:
 
 
 def read_labels_file(path) -> list[str]:
+    """One label per line (`#` comments skipped), through the file guard.
+
+    UTF-8 (with or without BOM), UTF-16/32 with a BOM, and BOM-less UTF-16 decode as such; other
+    text that is not UTF-8 is read as Windows-1252/Latin-1 with a note. A binary file is refused.
+    """
+    from .safeio import read_bytes_guarded
+
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelError(f"Could not read labels from {path}: {error}.") from error
-    return [line.strip() for line in re.split(r"[\n\r]+", text) if line.strip() and not line.startswith("#")]
+        text = decode_text(read_bytes_guarded(path, "labels"), path)
+    except LabelError as error:
+        raise LabelError(f"Could not read labels: {error}") from error
+    lines = (strip_controls(line).strip() for line in re.split(r"[\n\r]+", text))
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def decode_text(data: bytes, path) -> str:
+    """Bytes of a user's text file → str, guessing the encodings editors actually write."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec.replace("-sig", ""))
+            except UnicodeDecodeError as error:
+                raise LabelError(f"{path}: starts like {codec} text but is not; save it as UTF-8.") from error
+    if len(data) >= 2 and data.count(b"\x00") * 3 >= len(data):  # UTF-16 without a BOM
+        codec = "utf-16-le" if data[1:2] == b"\x00" else "utf-16-be"
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    if b"\x00" in data:
+        raise LabelError(f"{path}: contains NUL bytes, so it is a binary file, not a list of labels.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    log.warning("%s is not UTF-8; it was read as Windows-1252/Latin-1 (save it as UTF-8 to be sure).",
+                path)
+    return text
+
+
+def strip_controls(text: str) -> str:
+    """Control characters (NUL, ESC, BEL ...) never reach a label, a prompt or a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ClipdeskError
 from .paths import config_dir
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,103 @@ DEFAULTS: dict[str, Any] = {
     "margin": 0.0,
     "multi_label": False,
     "last_folder": "",
+    "keep_raw_pairs_separate": False,  # True: IMG_1.CR3 beside IMG_1.JPG are two photos
+    "sort_destination": "",
+}
+
+
+_INVALID = object()
+DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
+BACKENDS = ("auto", "torch", "onnx")
+TEMPLATES = ("none", "photo", "ensemble", "imagenet80")
+MAX_TEXT = 4096  # a path, an architecture name or a label; geometry blobs are longer
+
+
+def validate_setting(key: str, value: Any) -> Any:
+    """The value to use for `key`, or `_INVALID`: a hand-edited or older file must never make
+    the app fail to start, so every field is checked on its own and falls back to its default."""
+    checker = _CHECKS.get(key)
+    if checker is None:
+        return value
+    try:
+        return checker(value)
+    except (TypeError, ValueError, OverflowError):
+        return _INVALID
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise ValueError("not a short string")
+    return value
+
+
+def _choice(options: tuple[str, ...]):
+    def check(value: Any) -> str:
+        if _text(value) not in options:
+            raise ValueError(f"not one of {options}")
+        return value
+
+    return check
+
+
+def _base64(value: Any) -> str:
+    """Qt's saveGeometry()/saveState() blobs; restoring garbage would raise in the window."""
+    import base64
+    import binascii
+
+    text = _text(value, limit=1 << 20)
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("not base64") from error
+    return text
+
+
+def _splitters(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return {k: v for k, v in value.items()
+            if isinstance(k, str) and validate_setting("geometry", v) is not _INVALID}
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("not a number")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # also refuses NaN
+        raise ValueError("out of range")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("not true/false")
+    return value
+
+
+def _label_list(value: Any) -> list[str]:
+    """Labels: non-string entries (`null`, numbers, objects) are dropped, not the whole list."""
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    from .prompts import strip_controls
+
+    return [strip_controls(v).strip() for v in value
+            if isinstance(v, str) and len(v) <= MAX_TEXT and strip_controls(v).strip()]
+
+
+def _label_sets(value: Any) -> list[list[str]]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    sets = [_label_list(item) for item in value if isinstance(item, list)]
+    return [labels for labels in sets if labels][:MAX_RECENT_LABEL_SETS]
+
+
+_CHECKS = {
+    "geometry": _base64, "window_state": _base64, "splitters": _splitters,
+    "arch": _text, "pretrained": _text, "last_folder": _text, "sort_destination": _text,
+    "device": _choice(DEVICES), "backend": _choice(BACKENDS), "templates": _choice(TEMPLATES),
+    "labels": _label_list, "recent_label_sets": _label_sets,
+    "threshold": _fraction, "margin": _fraction, "multi_label": _flag,
 }
 
 
@@ -66,23 +164,34 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
-        path = Path(path) if path else settings_path()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            path = Path(path) if path else settings_path()
+        except OSError as error:  # the config folder is a file, or cannot be created
+            log.warning("Settings cannot be kept: %s", error)
+            return cls(path=Path(os.devnull) / SETTINGS_FILE)
+        settings = cls(path=path)
+        if not path.exists() and not path.is_symlink():
+            return settings
+        try:
+            from .safeio import read_text_guarded
+
+            data = json.loads(read_text_guarded(path, "settings"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError, ClipdeskError) as error:
             log.warning("Ignoring unreadable settings file %s: %s", path, error)
-            data = {}
-        settings = cls(path=path)
-        for key, value in data.items():  # a wrongly-typed value falls back to its default
-            default = DEFAULTS.get(key)
-            if default is None or isinstance(value, type(default)) or (
-                isinstance(default, float) and isinstance(value, int)
-            ):
+            return settings
+        for key, value in data.items():
+            if not isinstance(key, str):
+                continue
+            if key not in DEFAULTS:  # a newer version's setting: kept as it is
                 settings.values[key] = value
+                continue
+            valid = validate_setting(key, value)
+            if valid is _INVALID:
+                log.warning("Settings file %s: ignoring a bad value for '%s'.", path, key)
+            else:
+                settings.values[key] = valid
         return settings
 
     def save(self) -> None:
