@@ -10,38 +10,52 @@ import io
 import logging
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from . import decoders
 from .errors import ImageLoadError
 from .safeio import is_regular_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-)
+NO_SUFFIX = "(no extension)"
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey half-image
+
+
+def supported_suffixes() -> frozenset[str]:
+    """Suffixes a folder scan picks up: whatever the installed decoders can really open."""
+    return decoders.registry().suffixes
+
+
+def __getattr__(name: str):
+    if name == "IMAGE_SUFFIXES":  # computed on first use: registering decoders is not import work
+        return supported_suffixes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], dict[Path, str]]:
+def find_images(paths: Iterable[str | os.PathLike],
+                skipped: Counter[str] | None = None) -> tuple[list[Path], dict[Path, str]]:
     """Expand files and folders (recursively, sorted, hidden entries skipped), without duplicates.
 
     Files named explicitly are kept whatever their suffix (decoding will judge them); inside
-    folders only image suffixes count. Missing paths come back as errors.
+    folders only suffixes an installed decoder reads count, the others are tallied in `skipped`.
+    Missing paths come back as errors. `scan_images` adds RAW+JPEG pairing and the notes.
     """
     found: dict[Path, None] = {}
     errors: dict[Path, str] = {}
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            for child in _walk(path, errors):
+            for child in _walk(path, errors, skipped):
                 found.setdefault(child, None)
         elif path.is_file():
             found.setdefault(path.absolute(), None)
@@ -52,12 +66,106 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], dict[Pa
     return list(found), errors
 
 
-def _walk(folder: Path, errors: dict[Path, str] | None = None) -> list[Path]:
+@dataclass
+class Scan:
+    """What a scan found, what it left out and why: the notes a front end shows once."""
+
+    files: list[Path] = field(default_factory=list)
+    errors: dict[Path, str] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)  # suffix -> files no decoder reads
+    companions: dict[Path, list[Path]] = field(default_factory=dict)  # JPEG -> its RAW twins
+    unavailable: str | None = None  # which formats this installation cannot decode
+
+    def notes(self) -> list[str]:
+        lines = [self.unavailable] if self.unavailable else []
+        if self.skipped:
+            lines.append(skipped_note(self.skipped))
+        paired = sum(len(raws) for raws in self.companions.values())
+        if paired:
+            lines.append(f"{_plural(paired, 'RAW file')} paired with a JPEG of the same name: "
+                         "the JPEG is classified, and sorting moves or copies both.")
+        return lines
+
+
+def scan_images(paths: Iterable[str | os.PathLike], pair_raw: bool = True) -> Scan:
+    """`find_images` for a front end: RAW+JPEG pairs as one photo (unless `pair_raw` is False),
+    skipped file types counted, and missing decoders named."""
+    scan = Scan(unavailable=decoders.registry().unavailable_note())
+    files, scan.errors = find_images(paths, scan.skipped)
+    scan.files, scan.companions = pair_raw_files(files) if pair_raw else (files, {})
+    return scan
+
+
+def skipped_note(counts: Counter[str]) -> str:
+    """"12 files skipped: 10 .mov, 2 .psd" — most frequent first."""
+    parts = ", ".join(f"{n} {suffix}" for suffix, n in
+                      sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return f"{_plural(sum(counts.values()), 'file')} skipped: {parts} (no installed decoder reads them)."
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def pair_raw_files(files: list[Path]) -> tuple[list[Path], dict[Path, list[Path]]]:
+    """Drop each RAW file that has a JPEG of the same name (any case) beside it in `files`.
+
+    Returns the files to classify and, per JPEG, the RAW files that go with it.
+    """
+    jpegs: dict[tuple[Path, str], Path] = {}
+    for path in files:
+        if path.suffix.lower() in decoders.JPEG_SUFFIXES:
+            jpegs.setdefault((path.parent, path.stem.casefold()), path)
+    kept, companions = [], {}
+    for path in files:
+        jpeg = jpegs.get((path.parent, path.stem.casefold())) if decoders.is_raw(path) else None
+        if jpeg is None:
+            kept.append(path)
+        else:
+            companions.setdefault(jpeg, []).append(path)
+    return kept, companions
+
+
+def raw_companions(paths: Iterable[Path]) -> dict[Path, list[Path]]:
+    """For each JPEG in `paths`, the RAW files beside it with the same name (any case), from disk."""
+    listings: dict[Path, dict[str, list[Path]]] = {}
+    result: dict[Path, list[Path]] = {}
+    for path in map(Path, paths):
+        if path.suffix.lower() not in decoders.JPEG_SUFFIXES:
+            continue
+        if path.parent not in listings:
+            listings[path.parent] = _raw_by_stem(path.parent)
+        raws = listings[path.parent].get(path.stem.casefold())
+        if raws:
+            result[path] = raws
+    return result
+
+
+def _raw_by_stem(folder: Path) -> dict[str, list[Path]]:
+    by_stem: dict[str, list[Path]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if decoders.is_raw(path) and entry.is_file():
+                    by_stem.setdefault(path.stem.casefold(), []).append(path)
+    except OSError:
+        return {}
+    return {stem: sorted(raws) for stem, raws in by_stem.items()}
+
+
+def _walk(folder: Path, errors: dict[Path, str] | None = None,
+          skipped: Counter[str] | None = None) -> list[Path]:
+    """Image files under `folder`; `skipped` counts, per suffix, the files no decoder can open."""
     results = []
+    supported = supported_suffixes()
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            suffix = Path(name).suffix.lower()
+            if not name.startswith(".") and suffix not in supported and skipped is not None:
+                skipped[suffix or NO_SUFFIX] += 1
+            if not name.startswith(".") and suffix in supported:
                 if not is_regular_file(Path(root, name)):  # a FIFO named x.png would hang a read
                     skipped = Path(root, name).absolute()
                     message = f"{skipped}: not a regular file (a pipe, device or broken link); skipped."
@@ -86,9 +194,12 @@ def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.
     `draft_size`: let libjpeg decode at a reduced scale whose short side is still at least this
     many pixels — most of the cost of a 12-MP JPEG is the full-size IDCT we then throw away.
     """
+    decoders.registry()  # the HEIF opener is registered once, here, before the first decode
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if decoders.is_raw(path):
+                return to_rgb(decoders.decode_raw(data, path, draft_size))
             image = Image.open(io.BytesIO(data))
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))
@@ -100,6 +211,11 @@ def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.
             f"{path}: image too large to open safely ({error}); it was skipped."
         ) from error
     except UnidentifiedImageError as error:
+        if decoders.looks_like_heif(data):  # pillow-heif cannot say more than "unidentified"
+            if "HEIC/HEIF" in decoders.registry().unavailable:
+                raise ImageLoadError(f"{path}: HEIC/HEIF files need pillow-heif, which is not "
+                                     "installed here.") from error
+            raise ImageLoadError(f"{path}: corrupt or truncated HEIC/HEIF/AVIF data.") from error
         raise ImageLoadError(f"{path}: not an image format clipdesk can read.") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageLoadError(f"{path}: corrupt or truncated image data ({error}).") from error

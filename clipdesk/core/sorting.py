@@ -113,16 +113,26 @@ def _free_name(target: Path, taken: set[Path]) -> Path:
     return candidate
 
 
-def plan_sort(assignments: Sequence[tuple[Path, str]], destination: Path) -> SortPlan:
-    """Where each (file, label) would go; name clashes get a numbered suffix."""
+def plan_sort(assignments: Sequence[tuple[Path, str]], destination: Path,
+              pair_raw: bool = True) -> SortPlan:
+    """Where each (file, label) would go; name clashes get a numbered suffix. A JPEG's RAW twin
+    (IMG_1.CR3 beside IMG_1.JPG) goes along under the same name unless it is sorted itself."""
+    from .images import raw_companions
+
     destination = Path(destination).expanduser().absolute()
     if destination.exists() and not destination.is_dir():
         raise SortError(f"{destination} is a file, not a folder; choose a folder to sort into.")
     plan, taken = SortPlan(destination), set()
+    sources = {Path(source) for source, _ in assignments}
+    twins = raw_companions(sources) if pair_raw else {}
     for source, label in assignments:
         target = _free_name(destination / folder_name(label) / Path(source).name, taken)
         taken.add(target)
         plan.moves.append((Path(source), target))
+        for raw in (r for r in twins.get(Path(source), ()) if r not in sources):
+            raw_target = _free_name(target.with_name(target.stem + raw.suffix), taken)
+            taken.add(raw_target)
+            plan.moves.append((raw, raw_target))
     return plan
 
 

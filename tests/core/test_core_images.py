@@ -295,14 +295,14 @@ def test_unreadable_file(tiny_engine_nocache, tmp_path, monkeypatch):
     locked.chmod(0)
     try:
         if os.access(locked, os.R_OK):  # running as root: permissions do not stop us, so simulate
-            real_read_bytes = Path.read_bytes
+            real_open = os.open
 
-            def read_bytes(self):
-                if self == locked:
-                    raise PermissionError(13, "Permission denied", str(self))
-                return real_read_bytes(self)
+            def refusing_open(path, *args, **kwargs):
+                if Path(path) == locked:
+                    raise PermissionError(13, "Permission denied", str(path))
+                return real_open(path, *args, **kwargs)
 
-            monkeypatch.setattr(Path, "read_bytes", read_bytes)
+            monkeypatch.setattr(os, "open", refusing_open)
         result = run_job(tiny_engine_nocache.embed_job([locked, good]))
     finally:
         locked.chmod(0o644)
