@@ -19,3 +19,12 @@ class LabelError(ClipdeskError):
 
 class Cancelled(ClipdeskError):
     """A long job stopped because its cancel flag was set."""
+
+
+class FolderError(ClipdeskError, OSError):
+    """A clipdesk folder (cache, config, data) cannot be created or is not a folder.
+
+    Also an OSError, so code that already degrades on OSError (the embedding cache) still does.
+    """
+
+    exit_code = 1

@@ -12,7 +12,13 @@ APP_NAME = "clipdesk"
 
 def _dir(env_var: str, default: str) -> Path:
     path = Path(os.environ.get(env_var) or default)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in its place, a read-only parent: one sentence, not a traceback
+        from .errors import FolderError
+
+        raise FolderError(f"{path} cannot be used as a clipdesk folder ({error.strerror or error}); "
+                          f"set {env_var} to a writable folder.") from error
     return path
 
 
