@@ -50,5 +50,8 @@ def finetuned_models_dir() -> Path:
 
 
 def resources_dir() -> Path:
-    """The repository's `resources/` folder (tiny configs, demo model, icons)."""
-    return Path(__file__).resolve().parents[2] / "resources"
+    """The shipped `resources/` (model configs, demo model): inside the package when installed
+    from a wheel (`clipdesk/_resources`, see build_hooks.py), else the checkout's top-level folder."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "_resources"
+    return packaged if packaged.is_dir() else package.parent / "resources"
