@@ -76,10 +76,16 @@ class Scan:
     companions: dict[Path, list[Path]] = field(default_factory=dict)  # JPEG -> its RAW twins
     unavailable: str | None = None  # which formats this installation cannot decode
 
-    def notes(self) -> list[str]:
+    def problems(self) -> list[str]:
+        """Files left out: the formats this installation cannot read, and each skipped type."""
         lines = [self.unavailable] if self.unavailable else []
         if self.skipped:
             lines.append(skipped_note(self.skipped))
+        return lines
+
+    def notes(self) -> list[str]:
+        """`problems()`, plus how many RAW files were folded into their JPEG."""
+        lines = self.problems()
         paired = sum(len(raws) for raws in self.companions.values())
         if paired:
             lines.append(f"{_plural(paired, 'RAW file')} paired with a JPEG of the same name: "
