@@ -36,7 +36,7 @@ from clipdesk.core.models import load_model_job
 
 from .checkpoint import STATE_DIR, base_metadata, portable_reference, write_model_folder
 from .common import encode_paths, fingerprint, train_transform
-from .data import DataError, ImageDataset
+from .data import DataError, ImageDataset, verify_pairs_job
 from .loop import LoopConfig, clear_state, contrastive_train_job, dist_info, is_writer
 
 
@@ -49,6 +49,7 @@ class CaptionsResult:
     train_pairs: int = 0
     val_pairs: int = 0
     resumed_from: int | None = None
+    skipped: list[str] = field(default_factory=list)  # images left out, one note each
     loaded: object = field(default=None, repr=False)  # the trained LoadedModel, in memory
 
 
@@ -102,6 +103,10 @@ def train_captions_job(
     out = Path(out)
     if len(pairs) < 2:
         raise DataError("At least two captioned images are needed for contrastive training.")
+    skipped: list[str] = []
+    pairs = yield from verify_pairs_job(pairs, skipped, cancel)  # never train on an unreadable image
+    if val_pairs is not None:
+        val_pairs = yield from verify_pairs_job(val_pairs, skipped, cancel)
     train, val = (list(pairs), list(val_pairs)) if val_pairs is not None else split_pairs(pairs, val_fraction, seed)
     loaded = yield from load_model_job(arch, pretrained, device, cancel)
     torch_device = loaded.device
@@ -138,7 +143,7 @@ def train_captions_job(
         clear_state(out / STATE_DIR)
         loaded.metadata, loaded.pretrained = metadata, str(out)
     return CaptionsResult(out, recall_before, recall_after, loop.history, len(train), len(val),
-                          loop.resumed_from, loaded)
+                          loop.resumed_from, skipped, loaded)
 
 
 def _round_down(n: int, world: int) -> int:
@@ -151,9 +156,10 @@ def captions_finetune_job(config, cancel: CancelToken | None = None):
     from .checkpoint import output_dir
     from .data import read_caption_pairs
 
-    pairs = read_caption_pairs(config.folder)
-    val_pairs = read_caption_pairs(config.val_folder) if config.val_folder else None
-    out = output_dir(Path(config.folder), "captions", config.out, config.name)
+    notes: list[str] = []
+    pairs = read_caption_pairs(config.folder, notes)
+    val_pairs = read_caption_pairs(config.val_folder, notes) if config.val_folder else None
+    out = output_dir(Path(config.folder), "captions", config.out, config.name, config.overwrite)
     result = yield from train_captions_job(
         pairs, config.arch, config.pretrained, config.resolved_epochs, config.resolved_lr,
         config.batch_size, config.device, config.seed, out, cancel, val_pairs=val_pairs,
@@ -164,5 +170,5 @@ def captions_finetune_job(config, cancel: CancelToken | None = None):
         model_dir=result.model_dir, classes=[], accuracy_before=result.recall_before or 0.0,
         accuracy_after=result.recall_after or 0.0, per_class={}, confusion=[], val_paths=[],
         val_true=[], val_pred=[], method="captions", history=result.history,
-        resumed_from=result.resumed_from, loaded=result.loaded,
+        resumed_from=result.resumed_from, skipped=notes + result.skipped, loaded=result.loaded,
     )

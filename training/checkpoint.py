@@ -2,6 +2,8 @@
 
 The core reads them back by path (`clipdesk.core.models.load_model(pretrained=FOLDER)`).
 `metadata.json` is written last, so a folder interrupted mid-write never looks complete.
+Every file is written to a temporary name and renamed, and only into a folder that is new, empty,
+or holds an interrupted run of ours: an existing model is replaced only when asked (`overwrite`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 from clipdesk.core.models import METADATA_FILE, WEIGHTS_FILE
 from clipdesk.core.paths import finetuned_models_dir
 
-from .loop import write_json_atomic
+from .data import DataError
 
 HEAD_FILE = "head.safetensors"
 STATE_DIR = ".resume"  # resumable training state, inside the output folder until it completes
+MODEL_FILES = frozenset({METADATA_FILE, WEIGHTS_FILE, HEAD_FILE, "confusion.png", STATE_DIR})
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{6}\.tmp$")  # what save_safetensors_atomic / write_json_atomic leave
+_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def default_name(folder: Path, method: str) -> str:
@@ -26,17 +31,58 @@ def default_name(folder: Path, method: str) -> str:
     return f"{stem}-{method}"
 
 
-def output_dir(folder: Path, method: str, out: Path | None, name: str | None) -> Path:
+def check_name(name: str) -> str:
+    """`--name` is one folder inside the models folder: no separators, `..` or control codes."""
+    text = str(name).strip()
+    if not text or text.startswith(".") or _BAD_NAME.search(text) or len(text) > 120:
+        raise DataError(f"The model name {text!r} must be a plain folder name (no '/', '\\', leading "
+                        "'.' or control characters, at most 120 characters).")
+    return text
+
+
+def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
+               overwrite: bool = False) -> Path:
     """`--out` as given; else models/<name>/ in the user data dir, keeping finished models:
-    a folder holding a completed model gets a numbered sibling, one with resumable state is reused."""
+    a folder holding anything else gets a numbered sibling, one with resumable state is reused.
+
+    An `--out` folder must be new, empty or hold an interrupted run of ours; with `overwrite` it
+    may also hold a model, whose files are then replaced. Nothing else is ever written over."""
     if out is not None:
-        return Path(out).expanduser().absolute()
-    base = name or default_name(folder, method)
+        target = Path(out).expanduser().absolute()
+        if target.exists() and not target.is_dir():
+            raise DataError(f"--out {target} is a file; give a folder for the model (it is created if missing).")
+        problem = _occupied(target, overwrite)
+        if problem:
+            raise DataError(problem)
+        return target
+    base = check_name(name) if name is not None else default_name(folder, method)
     root = finetuned_models_dir()
     candidate, number = root / base, 2
-    while (candidate / METADATA_FILE).exists() and not (candidate / STATE_DIR).exists():
+    while _occupied(candidate, overwrite):
         candidate, number = root / f"{base}-{number}", number + 1
     return candidate
+
+
+def _occupied(folder: Path, overwrite: bool) -> str | None:
+    """Why a model may not be written into `folder`, or None when it may."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return f"{folder} is a file."
+    try:
+        names = {entry.name for entry in folder.iterdir()}
+    except OSError as error:
+        return f"The output folder {folder} cannot be read ({error.strerror or error})."
+    names = {n for n in names if not _TEMP.match(n)}  # half-written files of an interrupted run
+    if not names or STATE_DIR in names:
+        return None  # new, or an interrupted run of ours that resumes here
+    if overwrite and (METADATA_FILE in names or names <= MODEL_FILES):
+        return None
+    if overwrite:
+        return (f"{folder} holds files that are not a clipdesk model ({sorted(names)[0]}, ...); "
+                "choose a new or empty folder.")
+    return (f"{folder} already holds files ({sorted(names)[0]}, ...); choose a new or empty folder, "
+            "or add --overwrite to replace the model in it.")
 
 
 def save_safetensors_atomic(tensors: dict, path: Path) -> None:
@@ -46,10 +92,13 @@ def save_safetensors_atomic(tensors: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
     tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v).contiguous()
                for k, v in tensors.items()}
-    save_file(tensors, str(tmp))
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a checkpoint behind
 
 
 def base_metadata(arch: str, base_pretrained: str, method: str, class_names: list[str],
@@ -68,6 +117,9 @@ def base_metadata(arch: str, base_pretrained: str, method: str, class_names: lis
 def write_model_folder(folder: Path, metadata: dict, weights: dict | None = None,
                        head: dict | None = None) -> Path:
     """Full weights → model.safetensors; a few-shot head → head.safetensors (no base weights)."""
+    # torch comes with it: imported when a model is written, not when `--out` is checked
+    from .loop import write_json_atomic
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / METADATA_FILE).unlink(missing_ok=True)  # incomplete until the new metadata lands

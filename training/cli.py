@@ -7,7 +7,11 @@ Exit codes: 0 ok, 1 the model cannot be loaded, 2 usage or data errors (one sent
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +37,19 @@ def _fraction(text: str) -> float:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not math.isfinite(value) or value <= 0:  # nan and inf pass a plain `<= 0` test
+        raise argparse.ArgumentTypeError("must be a positive finite number")
     return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError("must be between 0 and 4294967295")
+    return value
+
+
+CONTRASTIVE_MIN_BATCH = 2  # a contrastive batch needs a negative: one image is 0 optimisation steps
 
 
 def register(subparsers) -> None:
@@ -50,8 +64,9 @@ def register(subparsers) -> None:
     finetune.add_argument("--method", choices=["quick", "full", "captions"], default="quick",
                           help="quick: few-shot head in seconds; full: fine-tune both towers (FLYP + WiSE-FT); "
                                "captions: contrastive training on captioned pairs")
-    finetune.add_argument("--model", default=DEFAULT_ARCH, help=f"open_clip architecture (default {DEFAULT_ARCH})")
-    finetune.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
+    finetune.add_argument("--model", default=None,
+                          help=f"open_clip architecture or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
+    finetune.add_argument("--pretrained", default=None,
                           help=f"pretrained tag, checkpoint file, or none (default {DEFAULT_PRETRAINED})")
     finetune.add_argument("--epochs", type=_positive_int, default=None,
                           help="training epochs (quick: optimisation steps); default per method")
@@ -64,19 +79,22 @@ def register(subparsers) -> None:
                           help="output folder (default: the user data dir's models/<name>/)")
     finetune.add_argument("--name", default=None, help="model name under the user data dir")
     finetune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
-    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--seed", type=_seed, default=0)
+    finetune.add_argument("--overwrite", action="store_true",
+                          help="replace the model already in --out (or models/<name>); nothing else is ever replaced")
     finetune.add_argument("--format", choices=["table", "json"], default="table")
-    finetune.set_defaults(handler=cmd_finetune)
+    finetune.set_defaults(handler=_os_errors_as_sentences(cmd_finetune))
 
     evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on a labelled folder")
     evaluate.add_argument("folder", type=Path, metavar="FOLDER", help="one sub-folder per class")
-    evaluate.add_argument("--model", default=DEFAULT_ARCH, help=f"open_clip architecture (default {DEFAULT_ARCH})")
-    evaluate.add_argument("--pretrained", default=DEFAULT_PRETRAINED,
-                          help="pretrained tag, checkpoint file or fine-tuned model folder")
+    evaluate.add_argument("--model", default=None,
+                          help=f"open_clip architecture or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
+    evaluate.add_argument("--pretrained", default=None,
+                          help=f"pretrained tag, checkpoint file or fine-tuned model folder (default {DEFAULT_PRETRAINED})")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
     evaluate.add_argument("--format", choices=["table", "json"], default="table")
     evaluate.add_argument("--png", type=Path, default=None, help="also draw the confusion matrix to this PNG")
-    evaluate.set_defaults(handler=cmd_evaluate)
+    evaluate.set_defaults(handler=_os_errors_as_sentences(cmd_evaluate))
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -102,14 +120,69 @@ def note(text: str) -> None:
     print(f"clipdesk: {text}", file=sys.stderr)
 
 
+def _os_errors_as_sentences(handler):
+    """A file the command could not read or write is one sentence (exit 2), never a traceback."""
+    @functools.wraps(handler)
+    def guarded(args) -> int:
+        from .data import DataError
+
+        try:
+            return handler(args)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise DataError(f"{where}{error.strerror or error}.") from error
+    return guarded
+
+
+def check_finetune_args(args) -> None:
+    """What argparse cannot see: combinations of options and what is on disk, before any work."""
+    from .data import DataError
+
+    if args.method in ("full", "captions") and args.batch_size < CONTRASTIVE_MIN_BATCH:
+        raise DataError(f"--batch-size must be at least {CONTRASTIVE_MIN_BATCH} for --method {args.method}: "
+                        "contrastive training compares the images within a batch.")
+    from .checkpoint import output_dir
+
+    for option, path in (("FOLDER", args.folder), ("--val-folder", args.val_folder)):
+        if path is not None and not path.expanduser().exists():
+            raise DataError(f"{option} {path} does not exist.")
+    output_dir(args.folder, args.method, args.out, args.name, args.overwrite)  # --out, --name, --overwrite
+
+
+def check_png_target(path: Path) -> Path:
+    """`--png` must be writable: checked before the evaluation runs, not after."""
+    from .data import DataError
+
+    path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        raise DataError(f"--png {path} is a folder; give a file name such as confusion.png.")
+    if os.path.lexists(path) and not path.is_file():  # a FIFO would block the write forever
+        raise DataError(f"--png {path} exists and is not a regular file; give another name.")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"--png {path} cannot be written: {existing} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"--png {path} cannot be written: the folder {existing} is not writable.")
+    return path
+
+
 def cmd_finetune(args) -> int:
+    check_finetune_args(args)  # before torch loads: a usage error answers at once
+    from clipdesk.core.models import resolve_source
+
     from .api import FinetuneConfig, finetune_job
     from .loop import dist_info, init_distributed
 
+    arch, pretrained = resolve_source(args.model, args.pretrained)  # `demo` → its real architecture
     config = FinetuneConfig(
-        folder=args.folder, method=args.method, arch=args.model, pretrained=args.pretrained,
+        folder=args.folder, method=args.method, arch=arch, pretrained=pretrained,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val_split=args.val_split,
         val_folder=args.val_folder, out=args.out, device=args.device, seed=args.seed, name=args.name,
+        overwrite=args.overwrite,
     )
     if args.method != "quick":
         config.device = init_distributed(args.device)
@@ -155,25 +228,24 @@ def print_finetune_report(result) -> None:
     print(f"\nModel saved to {result.model_dir}")
     if result.confusion_png:
         print(f"Confusion matrix image: {result.confusion_png}")
-    print(f"Use it with: clipdesk classify PATH --model {_arch_hint(result)} --pretrained {result.model_dir}")
-
-
-def _arch_hint(result) -> str:
-    try:
-        return json.loads((Path(result.model_dir) / "metadata.json").read_text())["architecture"]
-    except (OSError, ValueError, KeyError):
-        return "ARCH"
+    # The folder names its architecture and classes: no --model, no --labels needed.
+    print(f"Use it with: clipdesk classify PATH --pretrained {shlex.quote(str(result.model_dir))}")
 
 
 def cmd_evaluate(args) -> int:
     from .api import evaluate_job
     from .report import confusion_text, write_confusion_png
 
+    png = check_png_target(args.png) if args.png else None
     report = drive(evaluate_job(args.folder, args.model, args.pretrained, args.device))
-    for message in list(report.errors.values())[:20]:
+    notes = [*report.skipped, *report.errors.values()]
+    for message in notes[:20]:
         note(message)
-    if args.png:
-        write_confusion_png(args.png, report.classes, report.confusion)
+    if len(notes) > 20:
+        note(f"… and {len(notes) - 20} more skipped entries.")
+    if png:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        write_confusion_png(png, report.classes, report.confusion)
     if args.format == "json":
         json.dump(report.as_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -1,13 +1,17 @@
 """Training data: labelled folders (one sub-folder per class) and captioned image/text pairs.
 
 Every problem becomes a `DataError` with one sentence naming the folder or file; files that
-are not images are skipped and reported, never fatal.
+are not images are skipped and reported, never fatal. Nothing is ever trained on that could not
+be read: pipes, devices and links to them are skipped at the scan (they would hang or never end),
+corrupt images are dropped with a note by `verify_job`, and a class none of whose images can be
+read is an error, not a class learnt from nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from clipdesk.core.errors import ClipdeskError
-from clipdesk.core.images import IMAGE_SUFFIXES, open_image
+from clipdesk.core.images import open_image
+from clipdesk.core.jobs import CancelToken, Job, Progress, check
+from clipdesk.core.safeio import SIZE_LIMITS, read_text_guarded
 
 MIN_IMAGES_PER_CLASS = 2  # one to train on and one to validate with, at the very least
+CAPTION_LIMIT = 1 << 20  # a caption .txt beyond 1 MB is not a caption
+VERIFY_DRAFT = 64  # decoding every image once at a small scale still reads all of its data
+
+
+def _image_suffixes() -> frozenset[str]:
+    from clipdesk.core import images
+
+    return frozenset(images.IMAGE_SUFFIXES)
 
 
 class DataError(ClipdeskError):
@@ -40,12 +54,34 @@ class DatasetSummary:
 
 
 def class_name(folder_name: str) -> str:
-    """The class prompt is the folder name, with underscores read as spaces."""
-    return " ".join(folder_name.replace("_", " ").split())
+    """The class prompt is the folder name, with underscores read as spaces; a name that would
+    read as nothing (`___`) stays as it is, and one of only blanks is refused."""
+    name = " ".join(folder_name.replace("_", " ").split())
+    if name:
+        return name
+    if folder_name.strip():
+        return folder_name.strip()
+    raise DataError(f"The class folder {folder_name!r} has a blank name; rename it to the class it holds.")
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as an image, without opening it (a FIFO would block the open)."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return f"{path.name}: could not be read ({error.strerror or error}); skipped."
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path.name}: not a regular file (a pipe, device or link to one); skipped."
+    if info.st_size == 0:
+        return f"{path.name}: empty file (0 bytes); skipped."
+    if info.st_size > SIZE_LIMITS["image"]:
+        return f"{path.name}: {info.st_size / 2**30:.1f} GB is too large for an image; skipped."
+    return None
 
 
 def scan_dataset(folder: str | os.PathLike) -> DatasetSummary:
-    """List classes and their images; hidden and empty folders and non-images are skipped."""
+    """List classes and their images; hidden and empty folders, special files and non-images are
+    skipped (non-image and hidden files as one count per class folder)."""
     root = Path(folder).expanduser()
     if not root.exists():
         raise DataError(f"The folder {root} does not exist.")
@@ -55,7 +91,11 @@ def scan_dataset(folder: str | os.PathLike) -> DatasetSummary:
     counts: dict[str, int] = {}
     files: dict[str, list[Path]] = {}
     skipped: list[str] = []
-    for child in sorted(root.iterdir()):
+    try:
+        children = sorted(root.iterdir())
+    except OSError as error:
+        raise DataError(f"The folder {root} cannot be read ({error.strerror or error}).") from error
+    for child in children:
         if child.name.startswith("."):
             continue  # hidden folders (.git, .thumbnails) are never classes; not worth a note
         if not child.is_dir():
@@ -63,10 +103,10 @@ def scan_dataset(folder: str | os.PathLike) -> DatasetSummary:
             continue
         images, others = _class_images(child)
         skipped.extend(others)
-        name = class_name(child.name)
         if not images:
             skipped.append(f"{child.name}/: no images; not used as a class.")
             continue
+        name = class_name(child.name)
         name = next((c for c in classes if c.casefold() == name.casefold()), name)
         if name in files:
             skipped.append(f"{child.name}/: same class name as another folder; merged into '{name}'.")
@@ -80,18 +120,67 @@ def scan_dataset(folder: str | os.PathLike) -> DatasetSummary:
 
 
 def _class_images(folder: Path) -> tuple[list[Path], list[str]]:
-    images, skipped = [], []
-    for current, dirs, names in os.walk(folder):
+    """Image files of one class folder, and notes: one per unusable image file, one count of the
+    non-image and hidden files (with a few example names)."""
+    suffixes = _image_suffixes()
+    images, notes, others, hidden = [], [], [], 0
+    for current, dirs, names in os.walk(folder, onerror=lambda error: notes.append(
+            f"{error.filename}: could not be read ({error.strerror}); skipped.")):
+        hidden += sum(d.startswith(".") for d in dirs)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
-            if name.startswith("."):
-                continue
             path = Path(current, name)
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(path.absolute())
+            if name.startswith("."):
+                hidden += 1
+            elif path.suffix.lower() not in suffixes:
+                others.append(path.relative_to(folder).as_posix())
+            elif problem := file_problem(path):
+                notes.append(f"{folder.name}/{problem}")
             else:
-                skipped.append(f"{path.relative_to(folder.parent)}: not an image; skipped.")
-    return sorted(images), skipped
+                images.append(path.absolute())
+    if others:
+        examples = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        notes.append(f"{folder.name}/: {len(others)} file(s) that are not images ignored ({examples}).")
+    if hidden:
+        notes.append(f"{folder.name}/: {hidden} hidden file(s) or folder(s) ignored.")
+    return sorted(images), notes
+
+
+def verify_job(summary: DatasetSummary, cancel: CancelToken | None = None,
+               allow_empty: bool = False) -> Job[DatasetSummary]:
+    """Decode every image once (at a small draft scale) and drop those that fail, with a note per
+    file; a class left with no readable image is an error (unless `allow_empty`). Training then
+    never meets a bad file."""
+    total = summary.total
+    started = Progress(0, total, "Checking the images", unit="image")
+    yield started
+    files, counts, skipped, done = {}, {}, list(summary.skipped), 0
+    for name in summary.classes:
+        readable = []
+        for path in summary.files[name]:
+            check(cancel)
+            try:
+                open_image(path, draft_size=VERIFY_DRAFT)
+                readable.append(path)
+            except ClipdeskError as error:  # ImageLoadError, or the file guard's refusal
+                skipped.append(f"{error} It was not used for training.")
+            done += 1
+            if done % 32 == 0 or done == total:
+                yield Progress(done, total, "Checking the images", unit="image", started=started.started)
+        if not readable and not allow_empty:
+            raise DataError(f"None of the {len(summary.files[name])} images of class '{name}' could be "
+                            f"read (in {summary.folder}); fix or remove that folder.")
+        files[name], counts[name] = readable, len(readable)
+    return DatasetSummary(list(summary.classes), counts, skipped, summary.folder, files)
+
+
+def require_every_class(classes: Sequence[str], folder, *label_arrays) -> None:
+    """After decoding: every class must have kept at least one readable image."""
+    seen = {int(y) for labels in label_arrays for y in np.asarray(labels).ravel()}
+    missing = [c for i, c in enumerate(classes) if i not in seen]
+    if missing:
+        raise DataError(f"None of the images of class '{missing[0]}' in {folder} could be read; "
+                        "fix or remove that folder.")
 
 
 def check_dataset(summary: DatasetSummary, min_per_class: int = MIN_IMAGES_PER_CLASS) -> None:
@@ -153,25 +242,37 @@ def split_dataset(summary: DatasetSummary, val_split: float = 0.2, seed: int = 0
                          [p for p, _ in val], [y for _, y in val])
 
 
-def read_caption_pairs(source: str | os.PathLike) -> list[tuple[Path, str]]:
+def read_caption_pairs(source: str | os.PathLike, notes: list[str] | None = None) -> list[tuple[Path, str]]:
     """Captioned pairs from a CSV (`filepath,caption`, open_clip's format) or a folder of images
-    with same-name `.txt` files. Relative CSV paths are read from the CSV's folder."""
+    with same-name `.txt` files. Relative CSV paths are read from the CSV's folder. Pairs whose
+    image is missing or not a regular file are left out, each with a line in `notes`."""
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"{path} does not exist.")
-    pairs = _pairs_from_csv(path) if path.is_file() else _pairs_from_folder(path)
-    if len(pairs) < 2:
-        raise DataError(f"{path} holds {len(pairs)} captioned image(s); at least two are needed.")
-    return pairs
+    notes = notes if notes is not None else []
+    pairs = _pairs_from_folder(path, notes) if path.is_dir() else _pairs_from_csv(path)
+    usable = []
+    for image, caption in pairs:
+        problem = file_problem(image)
+        if problem:
+            notes.append(f"{image.parent}/{problem}")
+        else:
+            usable.append((image, caption))
+    if len(usable) < 2:
+        raise DataError(f"{path} holds {len(usable)} usable captioned image(s); at least two are needed.")
+    return usable
 
 
 def _pairs_from_csv(path: Path) -> list[tuple[Path, str]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"Could not read captions from {path}: {error}.") from error
+        text = read_text_guarded(path, "text", encoding="utf-8-sig")
+    except ClipdeskError as error:
+        raise DataError(f"Could not read captions from {error}") from error
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    rows = list(csv.reader(text.splitlines(), dialect=dialect))
+    try:
+        rows = list(csv.reader(text.splitlines(), dialect=dialect))
+    except csv.Error as error:
+        raise DataError(f"{path} is not a valid CSV file ({error}).") from error
     if not rows:
         raise DataError(f"{path} is empty; expected a header 'filepath,caption' and one row per image.")
     header = [cell.strip().lower() for cell in rows[0]]
@@ -183,25 +284,44 @@ def _pairs_from_csv(path: Path) -> list[tuple[Path, str]]:
         raise DataError(f"{path} needs two columns, filepath and caption.")
     pairs = []
     for row in rows:
-        if len(row) <= max(file_col, caption_col) or not row[caption_col].strip():
+        if len(row) <= max(file_col, caption_col) or not row[caption_col].strip() or "\0" in row[file_col]:
             continue
         image = Path(row[file_col].strip()).expanduser()
         pairs.append((image if image.is_absolute() else (path.parent / image).absolute(), row[caption_col].strip()))
     return pairs
 
 
-def _pairs_from_folder(folder: Path) -> list[tuple[Path, str]]:
+def _pairs_from_folder(folder: Path, notes: list[str]) -> list[tuple[Path, str]]:
+    suffixes = _image_suffixes()
     pairs = []
     for current, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             image = Path(current, name)
             caption_file = image.with_suffix(".txt")
-            if image.suffix.lower() in IMAGE_SUFFIXES and caption_file.is_file():
-                caption = caption_file.read_text(encoding="utf-8", errors="replace").strip()
-                if caption:
-                    pairs.append((image.absolute(), caption))
+            if name.startswith(".") or image.suffix.lower() not in suffixes or not caption_file.exists():
+                continue
+            try:
+                caption = read_text_guarded(caption_file, "text", max_bytes=CAPTION_LIMIT).strip()
+            except (ClipdeskError, UnicodeDecodeError) as error:
+                notes.append(f"{error} Its image was not used.")
+                continue
+            if caption:
+                pairs.append((image.absolute(), caption))
     return pairs
+
+
+def verify_pairs_job(pairs: Sequence[tuple[Path, str]], notes: list[str],
+                     cancel: CancelToken | None = None) -> Job[list[tuple[Path, str]]]:
+    """Captioned pairs whose image decodes; the others are dropped with a note each."""
+    summary = DatasetSummary(["pairs"], {"pairs": len(pairs)}, [], None, {"pairs": [p for p, _ in pairs]})
+    checked = yield from verify_job(summary, cancel, allow_empty=True)
+    notes.extend(checked.skipped)
+    readable = set(checked.files["pairs"])
+    kept = [(p, c) for p, c in pairs if p in readable]
+    if len(kept) < 2:
+        raise DataError(f"Only {len(kept)} of the captioned images could be read; at least two are needed.")
+    return kept
 
 
 class ImageDataset:
@@ -227,7 +347,7 @@ class ImageDataset:
         import torch
 
         epoch, i = index if isinstance(index, tuple) else (0, index)
-        image = _load_or_blank(self.paths[i])
+        image = load_training_image(self.paths[i])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + epoch * 10_007 + i) % (2**63))
             tensor = self.transform(image)
@@ -237,13 +357,15 @@ class ImageDataset:
         return item
 
 
-def _load_or_blank(path: Path):
-    """A file that broke since the scan must not end a long run: it becomes a grey image."""
-    from PIL import Image
-
-    from clipdesk.core.errors import ImageLoadError
-
+def load_training_image(path: Path):
+    """An image for training or validation. Every file was checked before training began, so a
+    failure here means it broke since: stop with one sentence (the run resumes) rather than learn
+    from a made-up image."""
     try:
         return open_image(path, draft_size=512)
-    except ImageLoadError:
-        return Image.new("RGB", (64, 64), (128, 128, 128))
+    except ClipdeskError as error:
+        raise DataError(f"{error} It changed since the images were checked; fix or remove it and run "
+                        "the same command again (training resumes).") from error
+
+
+_load_or_blank = load_training_image  # the old name, still imported by the methods

@@ -50,8 +50,12 @@ def evaluate_folder_job(folder: Path | str, arch: str, pretrained: str, device: 
     pred = np.asarray(scores.probs).argmax(axis=1).tolist()
     true = [truth[p] for p in embedded.paths]
     confusion = confusion_matrix(true, pred, len(labels))
+    skipped = list(summary.skipped)
+    read = {truth[p] for p in embedded.paths}
+    skipped += [f"class '{c}': none of its images could be read; it is not in the accuracy."
+                for c in summary.classes if index[c.casefold()] not in read]
     return EvalReport(accuracy(true, pred), per_class_accuracy(labels, confusion), confusion, labels,
-                      list(embedded.paths), true, pred, dict(embedded.errors), list(summary.skipped))
+                      list(embedded.paths), true, pred, dict(embedded.errors), skipped)
 
 
 def _embed(engine, paths, batch_size, cancel) -> Job:
