@@ -51,7 +51,7 @@ def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
         target = Path(out).expanduser().absolute()
         if target.exists() and not target.is_dir():
             raise DataError(f"--out {target} is a file; give a folder for the model (it is created if missing).")
-        problem = _occupied(target, overwrite)
+        problem = _occupied(target, overwrite) or _unwritable(target)
         if problem:
             raise DataError(problem)
         return target
@@ -60,7 +60,23 @@ def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
     candidate, number = root / base, 2
     while _occupied(candidate, overwrite):
         candidate, number = root / f"{base}-{number}", number + 1
+    problem = _unwritable(candidate)
+    if problem:
+        raise DataError(problem)
     return candidate
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Found out before training, not after: the folder (or the nearest one that exists) must be
+    a folder we may write in."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"The output folder {folder} cannot be created: {existing} is a file."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"The output folder {folder} cannot be written: {existing} is not writable."
+    return None
 
 
 def _occupied(folder: Path, overwrite: bool) -> str | None:

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -117,15 +118,39 @@ def _show_training_payload(progress, bar) -> None:
 
 
 def note(text: str) -> None:
-    print(f"clipdesk: {text}", file=sys.stderr)
+    print(f"clipdesk: {printable(text)}", file=sys.stderr)
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """File and class names may hold terminal escape codes or undecodable bytes: show them escaped."""
+    text = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _PrintableStream:
+    """stdout for the report: every write goes through `printable` (JSON is already escaped)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _os_errors_as_sentences(handler):
-    """A file the command could not read or write is one sentence (exit 2), never a traceback."""
+    """A file the command could not read or write is one sentence (exit 2), never a traceback;
+    names with escape codes or undecodable bytes are printed escaped."""
     @functools.wraps(handler)
     def guarded(args) -> int:
         from .data import DataError
 
+        stdout, sys.stdout = sys.stdout, _PrintableStream(sys.stdout)
         try:
             return handler(args)
         except BrokenPipeError:
@@ -133,6 +158,8 @@ def _os_errors_as_sentences(handler):
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             raise DataError(f"{where}{error.strerror or error}.") from error
+        finally:
+            sys.stdout = stdout
     return guarded
 
 

@@ -312,3 +312,35 @@ def test_check_dataset_after_verify_counts_only_readable_images(tmp_path):
     summary = run_job(verify_job(scan_dataset(data)))
     with pytest.raises(DataError, match="at least 2"):
         check_dataset(summary, 2)
+
+
+def test_out_below_a_file_is_refused_before_any_work(tmp_path):
+    data = make_colour_folder(tmp_path / "data", per_class=2, colours=TWO)
+    (tmp_path / "afile").write_bytes(b"keep")
+    proc = run_cli("finetune", data, "--out", tmp_path / "afile" / "model", "--model", TINY, "--pretrained", "none")
+    assert_refused(proc, 2, "is a file")
+    assert (tmp_path / "afile").read_bytes() == b"keep"
+
+
+def test_escape_codes_in_file_names_are_printed_escaped(tmp_path, capsys):
+    data = make_colour_folder(tmp_path / "data", per_class=3, colours=TWO)
+    (data / "red" / "\x1b[2Jevil.txt").write_text("not an image")
+    os.mkfifo(data / "blue" / "\x1b]0;title\x07.png")
+    code = training_cli.main(["evaluate", str(data), "--model", TINY, "--pretrained", "none", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "\x1b" not in captured.err + captured.out and "\x07" not in captured.err
+    assert "\\x1b[2Jevil.txt" in captured.err and "\\x1b]0;title\\x07.png" in captured.err
+
+
+def test_evaluate_notes_a_class_none_of_whose_images_could_be_read(tmp_path, capsys):
+    data = make_colour_folder(tmp_path / "data", per_class=2, colours=TWO)
+    for i in range(2):
+        corrupt_png(data / "green" / f"g{i}.png")
+    code = training_cli.main(["evaluate", str(data), "--model", TINY, "--pretrained", "none", "--device", "cpu",
+                              "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0 and "class 'green': none of its images could be read" in captured.err
+    import json
+
+    assert "green" not in json.loads(captured.out)["per_class"]
