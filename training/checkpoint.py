@@ -108,6 +108,10 @@ def save_safetensors_atomic(tensors: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
     tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v).contiguous()
                for k, v in tensors.items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # the last line of defence: a model with NaN weights would score garbage with exit 0
+        raise DataError(f"The trained weights hold non-finite values ({bad[0]}); nothing was saved to {path.parent}; "
+                        "lower the learning rate and train again.")
     try:
         save_file(tensors, str(tmp))
         with open(tmp, "rb+") as handle:

@@ -344,3 +344,11 @@ def test_evaluate_notes_a_class_none_of_whose_images_could_be_read(tmp_path, cap
     import json
 
     assert "green" not in json.loads(captured.out)["per_class"]
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"old")
+    with pytest.raises(DataError, match="non-finite"):
+        save_safetensors_atomic({"ok": np.zeros(2, np.float32), "w": np.array([1.0, np.nan], np.float32)}, target)
+    assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
