@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,13 @@ def test_example_runs_offline(script, tmp_path):
         assert any("image 1: blue star" in line for line in lines)  # the numpy copy of 02-blue-star
         assert any("no-such-file.png" in line for line in lines)  # an error result, not an exception
         assert lines[lines.index("Search 'pink star':") + 1].split()[1] == "08-pink-star.png"
+
+
+def test_readme_python_section_is_the_quickstart_example():
+    """The README's "Python" block is examples/quickstart.py, which the test above runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Python\n.*?```python\n(.*?)```", readme, re.S | re.M)
+    quickstart = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
+    assert len([line for line in quickstart.splitlines() if line.strip()]) == 6
+    if section is not None:  # the section is merged into README.md by hand
+        assert section.group(1).strip() == quickstart.strip()
