@@ -193,10 +193,8 @@ def execute_job(plan: SortPlan, mode: str = "copy", cancel: CancelToken | None =
     try:
         for i, (source, target) in enumerate(plan.moves):
             check(cancel)
-            if not target.parent.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                record.created_dirs.append(target.parent)
             try:
+                _make_folders(target.parent, record)
                 landed, digest = _claim(source, target, mode, target.parent / source.name)
                 record.done.append((source, landed))
                 record.digests[str(landed)] = digest
@@ -204,8 +202,23 @@ def execute_job(plan: SortPlan, mode: str = "copy", cancel: CancelToken | None =
                 record.errors[str(source)] = f"{source}: {error.strerror or error}."
             yield Progress(i + 1, total, f"Sorting ({mode})", unit="file", started=started.started)
     finally:  # even a cancelled run can be undone
-        save_journal(record)
+        try:
+            save_journal(record)
+        except (OSError, ClipdeskError) as error:
+            record.errors["undo journal"] = (f"The undo journal could not be saved ({error}); undo works "
+                                             "only until the program closes.")
     return record
+
+
+def _make_folders(folder: Path, record: SortRecord) -> None:
+    """Create `folder` and its missing parents, each recorded so undo removes them (if empty)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        record.created_dirs.append(new)
 
 
 def execute(plan: SortPlan, mode: str = "copy") -> SortRecord:

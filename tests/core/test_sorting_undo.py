@@ -162,3 +162,24 @@ def test_sorting_a_fifo_is_an_error_entry_not_a_hang(tmp_path):
     plan = plan_sort([(files[0], "cat"), (fifo, "cat")], tmp_path / "out")
     record = execute(plan, "copy")
     assert len(record.done) == 1 and str(fifo) in record.errors
+
+
+def test_a_label_folder_that_is_a_file_is_an_error_entry_and_new_folders_are_undone(tmp_path):
+    files = _files(tmp_path / "src", ("a.jpg", "b.jpg"))
+    dest = tmp_path / "deep" / "out"
+    plan = plan_sort([(files[0], "cat"), (files[1], "dog")], dest)
+    dest.mkdir(parents=True)
+    (dest / "dog").write_bytes(b"a file where a folder should go")
+    record = execute(plan, "copy")
+    assert len(record.done) == 1 and str(files[1]) in record.errors
+    (dest / "dog").unlink()
+    undo()
+    assert not (dest / "cat").exists() and all(f.exists() for f in files)
+
+
+def test_undo_removes_every_folder_the_sort_created(tmp_path):
+    files = _files(tmp_path / "src", ("a.jpg",))
+    dest = tmp_path / "new" / "deeper" / "out"
+    execute(plan_sort([(files[0], "cat")], dest), "move")
+    undo()
+    assert not (tmp_path / "new").exists() and files[0].exists()
