@@ -38,6 +38,21 @@ class DataError(ClipdeskError):
     """The training folder, validation folder or captions file cannot be used as given."""
 
 
+class ImageChangedError(DataError):
+    """An image that passed the check broke during training. A DataLoader worker re-raises it with
+    its whole traceback as the message; only our own sentence (the last line) is kept."""
+
+    def __init__(self, message: str) -> None:
+        text = str(message)
+        if "Traceback" in text:
+            last = text.strip().splitlines()[-1]
+            for prefix in (f"{type(self).__module__}.{type(self).__qualname__}: ", f"{type(self).__qualname__}: "):
+                if last.startswith(prefix):
+                    text = last[len(prefix):]
+                    break
+        super().__init__(text)
+
+
 @dataclass
 class DatasetSummary:
     """What a labelled folder holds: class names (sorted), images per class, and what was skipped."""
@@ -364,7 +379,7 @@ def load_training_image(path: Path):
     try:
         return open_image(path, draft_size=512)
     except ClipdeskError as error:
-        raise DataError(f"{error} It changed since the images were checked; fix or remove it and run "
+        raise ImageChangedError(f"{error} It changed since the images were checked; fix or remove it and run "
                         "the same command again (training resumes).") from error
 
 

@@ -352,3 +352,15 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with pytest.raises(DataError, match="non-finite"):
         save_safetensors_atomic({"ok": np.zeros(2, np.float32), "w": np.array([1.0, np.nan], np.float32)}, target)
     assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_file_breaking_inside_a_loader_worker_is_still_one_sentence(tmp_path):
+    from torch.utils.data import DataLoader
+
+    path = corrupt_png(tmp_path / "broke.png")
+    dataset = ImageDataset([path], [0], transform=lambda image: image)
+    loader = DataLoader(dataset, batch_sampler=[[0]], num_workers=1, collate_fn=lambda items: items)
+    with pytest.raises(DataError) as caught:
+        next(iter(loader))
+    message = str(caught.value)
+    assert "broke.png" in message and "Traceback" not in message and len(message.splitlines()) == 1
