@@ -189,6 +189,13 @@ def verify_job(summary: DatasetSummary, cancel: CancelToken | None = None,
     return DatasetSummary(list(summary.classes), counts, skipped, summary.folder, files)
 
 
+def verify_dataset(summary: DatasetSummary, cancel: CancelToken | None = None) -> DatasetSummary:
+    """`verify_job` for callers that are not generators (a validation folder, say)."""
+    from clipdesk.core.jobs import run_job
+
+    return run_job(verify_job(summary, cancel))
+
+
 def require_every_class(classes: Sequence[str], folder, *label_arrays) -> None:
     """After decoding: every class must have kept at least one readable image."""
     seen = {int(y) for labels in label_arrays for y in np.asarray(labels).ravel()}
