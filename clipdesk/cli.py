@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -291,32 +292,53 @@ def cmd_models(args) -> int:
 
 
 def cmd_cache(args) -> int:
+    """Works whatever state the cache is in: damaged, locked, read-only or not a folder at all."""
     from .core.cache import EmbeddingCache
-    from .core.paths import cache_dir
 
     cache = EmbeddingCache()
-    exports = cache_dir() / "onnx"
+    exports = _exports_dir()
+    info = cache.info()
     if args.action == "clear":
-        info = cache.info()
         cache.clear()
         freed = _folder_size(exports)
-        shutil.rmtree(exports, ignore_errors=True)  # re-exported on next use
+        if exports is not None:
+            shutil.rmtree(exports, ignore_errors=True)  # re-exported on next use
         print(f"Cleared {sum(info.images.values())} image and {sum(info.texts.values())} label "
-              f"embeddings from {info.path}, and {freed / 1e6:.0f} MB of ONNX exports.")
+              f"embeddings from {safe_text(info.path)}, and {freed / 1e6:.0f} MB of ONNX exports.")
         return EXIT_OK
-    info = cache.info()
-    print(f"Cache: {info.path} ({info.size_bytes / 1e6:.1f} MB)")
+    print(f"Cache: {safe_text(info.path)} ({info.size_bytes / 1e6:.1f} MB)")
+    if info.note:
+        print(f"  (not usable: {safe_text(info.note)})")
     for model in sorted(set(info.images) | set(info.texts)):
-        print(f"  {model}: {info.images.get(model, 0)} images, {info.texts.get(model, 0)} labels")
-    if not info.images and not info.texts:
+        print(f"  {safe_text(model)}: {info.images.get(model, 0)} images, "
+              f"{info.texts.get(model, 0)} labels")
+    if not info.images and not info.texts and not info.note:
         print("  (empty)")
-    if exports.is_dir():
-        print(f"ONNX exports: {exports} ({_folder_size(exports) / 1e6:.0f} MB)")
+    if exports is not None and exports.is_dir():
+        print(f"ONNX exports: {safe_text(exports)} ({_folder_size(exports) / 1e6:.0f} MB)")
     return EXIT_OK
 
 
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+def _exports_dir() -> Path | None:
+    from .core.paths import cache_dir
+
+    try:
+        return cache_dir() / "onnx"
+    except OSError:  # the cache folder is unusable; EmbeddingCache has said so
+        return None
+
+
+def _folder_size(folder: Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -328,7 +350,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse already printed the usage message
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
+    logger = logging.getLogger("clipdesk")
+    propagate = logger.propagate
     _route_notes_to_stderr()
+    logger.propagate = False  # one line per note, even if a library configured the root logger
+    try:
+        return _run(args, debug)
+    finally:
+        logger.propagate = propagate
+
+
+def _run(args, debug: bool) -> int:
+    """The command, with every failure turned into one `clipdesk:` line and an exit code."""
     try:
         return args.handler(args)
     except ModelLoadError as error:
