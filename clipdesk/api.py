@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 import numpy as np
 
@@ -82,7 +82,10 @@ class SearchHit:
                 "error": self.error}
 
 
-class Results(list):
+R = TypeVar("R", Prediction, SearchHit)
+
+
+class Results(list, Generic[R]):
     """A plain list of `Prediction` or `SearchHit`, plus `.to_pandas()` and the `labels` scored."""
 
     def __init__(self, rows: Iterable = (), labels: Sequence[str] = ()) -> None:
@@ -247,7 +250,7 @@ class Classifier:
 
     @property
     def backend(self) -> str:
-        """"torch", "onnx" or "onnx-int8"."""
+        """The inference backend: "torch", "onnx" or "onnx-int8"."""
         return self.engine.encoder.name
 
     @property
@@ -258,12 +261,13 @@ class Classifier:
     # -- classify -------------------------------------------------------------------------------
     def classify(self, images: ImageInput | Iterable[ImageInput], labels: str | Sequence[str],
                  templates: str | None = None, multi_label: bool = False, top_k: int | None = None,
-                 progress: ProgressArg = False, cancel: CancelToken | None = None) -> Results:
+                 progress: ProgressArg = False, cancel: CancelToken | None = None) -> Results[Prediction]:
         """Score every image against the candidate labels; one `Prediction` per image, in input order.
 
-        `labels`: a list, or one string split at commas ("cat, dog"); "car | automobile" averages
-        synonyms. `templates`: "none", "photo", "ensemble" or "imagenet80"; None uses the prompt
-        style the model was trained with (the demo model's is "none"), else "photo".
+        `images`: a path, a folder, a PIL image, an H×W×3 uint8 array (N×H×W×3: N images) or a list
+        of them. `labels`: a list, or one string split at commas ("cat, dog"); "car | automobile"
+        averages synonyms. `templates`: "none", "photo", "ensemble" or "imagenet80"; None uses the
+        prompt style the model was trained with (the demo model's is "none"), else "photo".
         `multi_label`: each label scored on its own instead of a softmax across labels.
         A file that cannot be read becomes a Prediction with `error`; the call goes on.
 
@@ -351,7 +355,7 @@ class Classifier:
 
     def search(self, query: str | ImageInput, images: ImageInput | Iterable[ImageInput],
                top_k: int | None = 10, progress: ProgressArg = False,
-               cancel: CancelToken | None = None) -> Results:
+               cancel: CancelToken | None = None) -> Results[SearchHit]:
         """Rank images by likeness to a text query (a str) or an example image (a Path, PIL image or
         array; a str that names an existing image file counts as one too), best first.
 
