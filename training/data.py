@@ -21,7 +21,7 @@ import numpy as np
 from clipdesk.core.errors import ClipdeskError
 from clipdesk.core.images import open_image
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
-from clipdesk.core.safeio import SIZE_LIMITS, read_text_guarded
+from clipdesk.core.safeio import SIZE_LIMITS, read_bytes_guarded, read_text_guarded
 
 MIN_IMAGES_PER_CLASS = 2  # one to train on and one to validate with, at the very least
 CAPTION_LIMIT = 1 << 20  # a caption .txt beyond 1 MB is not a caption
@@ -324,8 +324,9 @@ def _pairs_from_folder(folder: Path, notes: list[str]) -> list[tuple[Path, str]]
             if name.startswith(".") or image.suffix.lower() not in suffixes or not caption_file.exists():
                 continue
             try:
-                caption = read_text_guarded(caption_file, "text", max_bytes=CAPTION_LIMIT).strip()
-            except (ClipdeskError, UnicodeDecodeError) as error:
+                data = read_bytes_guarded(caption_file, "text", max_bytes=CAPTION_LIMIT)
+                caption = data.decode("utf-8", errors="replace").replace("\0", "").strip()
+            except ClipdeskError as error:
                 notes.append(f"{error} Its image was not used.")
                 continue
             if caption:

@@ -364,3 +364,15 @@ def test_a_file_breaking_inside_a_loader_worker_is_still_one_sentence(tmp_path):
         next(iter(loader))
     message = str(caught.value)
     assert "broke.png" in message and "Traceback" not in message and len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [
+    "filepath,caption\na.png,a cat\n".encode("utf-16"),
+    b"filepath,caption\na.png,a\x00cat\n",
+])
+def test_a_captions_file_in_another_encoding_or_with_nul_is_one_sentence(content, tmp_path):
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        read_caption_pairs(csv_file)
+    assert "pairs.csv" in str(caught.value) and len(str(caught.value).splitlines()) == 1
