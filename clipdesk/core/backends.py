@@ -68,6 +68,12 @@ class TorchEncoder:
     def logit_scale(self) -> float:
         return float(self.loaded.model.logit_scale.detach().exp().cpu())
 
+    @property
+    def in_eval_mode(self) -> bool:
+        """Only embeddings of a model in eval mode may be cached: in training mode BatchNorm and
+        dropout give other (wrong for inference) vectors, which the cache would then serve forever."""
+        return not any(module.training for module in self.loaded.model.modules())
+
 
 def make_encoder(loaded: LoadedModel, backend: str = "torch", **options) -> Encoder:
     """Pick a backend by name; `auto` and `onnx` are resolved by the ONNX module when present."""

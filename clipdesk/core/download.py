@@ -55,8 +55,9 @@ def offline_message(arch: str, tag: str, reason: object = "") -> str:
     why = f" ({reason})" if reason else ""
     return (
         f"Could not download the weights for {arch} '{tag}'{why}, and they are not in the cache "
-        f"folder {weights_dir()}. Connect to the internet once, or load a local file with "
-        f"--pretrained PATH (the GUI: Model › Load checkpoint…), or try the built-in demo model."
+        f"folder {weights_dir()}. Connect to the internet once, or load a local checkpoint with "
+        f"`--pretrained FILE` (the GUI: Model › Load checkpoint…), or try the built-in demo model "
+        f"with `--model demo`."
     )
 
 

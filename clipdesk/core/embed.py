@@ -7,6 +7,7 @@ Cached files are only read and hashed, never decoded or encoded.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from .errors import ImageLoadError
 from .images import decode_rgb, read_bytes
 from .jobs import CancelToken, Job, Progress, check
 from .preprocess import thread_friendly
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,7 +154,10 @@ def _encode_batch(encoder, cache, batch, result, vectors) -> list[tuple]:
         for item, vector in zip(to_encode, features):
             item.cached = vector
             fresh[item.digest] = vector
-        cache.put_images(encoder.cache_identity, fresh)
+        if getattr(encoder, "in_eval_mode", True):  # guard: never cache a training-mode encoder's output
+            cache.put_images(encoder.cache_identity, fresh)
+        else:
+            log.warning("clipdesk: the model is in training mode; its embeddings are not cached.")
         result.encoded += len(to_encode)
     payload = []
     for item in batch:

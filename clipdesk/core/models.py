@@ -114,37 +114,173 @@ def _is_path(pretrained: str) -> bool:
         pretrained.endswith(s) for s in CHECKPOINT_SUFFIXES) or "/" in pretrained or "\\" in pretrained)
 
 
+IDENTITY_MEMO = "identities.json"  # in the cache folder: path -> (size, mtime_ns, digest)
+MEMO_LIMIT = 512
+METADATA_LIMIT = 1 << 20  # a metadata.json is a few KB; never read gigabytes (a link to /dev/zero)
+
+
 def file_fingerprint(path: Path) -> str:
-    """Hash of size + head + tail: cheap on a 600 MB checkpoint, still tells weights apart."""
+    """Hash of the WHOLE file: two checkpoints differing anywhere (one fine-tuned layer in the
+    middle) never share caches or exports. Memoised by path + size + mtime_ns, so a 600 MB
+    checkpoint is read once (~0.4 s), not on every start."""
+    path = Path(path)
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    memo = _read_memo()
+    entry = memo.get(key)
+    if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp and isinstance(entry[2], str):
+        return entry[2]
     digest = hashlib.blake2b(digest_size=12)
-    size = path.stat().st_size
-    digest.update(str(size).encode())
     with open(path, "rb") as handle:
-        digest.update(handle.read(4 << 20))
-        if size > 8 << 20:
-            handle.seek(-(4 << 20), 2)
-            digest.update(handle.read())
-    return digest.hexdigest()
+        while chunk := handle.read(8 << 20):  # hashlib releases the GIL on big updates
+            digest.update(chunk)
+    value = digest.hexdigest()
+    memo[key] = [*stamp, value]
+    _write_memo(memo)
+    return value
+
+
+def _memo_path() -> Path:
+    from .paths import cache_dir
+
+    return cache_dir() / IDENTITY_MEMO
+
+
+def _read_memo() -> dict:
+    try:
+        memo = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _write_memo(memo: dict) -> None:
+    """Atomic and best effort: a lost race or a read-only cache only costs a re-hash later."""
+    import os
+    import uuid
+
+    try:
+        path = _memo_path()
+        keep = dict(list(memo.items())[-MEMO_LIMIT:])
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(json.dumps(keep), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            tmp.unlink(missing_ok=True)
 
 
 def read_metadata(folder: Path) -> dict:
+    """A model folder's metadata.json, checked: a dict whose known keys have the right types."""
+    path = Path(folder) / METADATA_FILE
     try:
-        return json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        if not path.is_file():
+            raise OSError("missing or not a regular file")
+        if path.stat().st_size > METADATA_LIMIT:
+            raise ValueError(f"larger than {METADATA_LIMIT >> 10} KB")
+        with open(path, "rb") as handle:
+            metadata = json.loads(handle.read(METADATA_LIMIT + 1).decode("utf-8"))
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{folder} has no readable {METADATA_FILE}: {error}") from error
+        raise ModelLoadError(f"{folder} has no readable {METADATA_FILE} ({_short(error)}).") from error
+    return check_metadata(metadata, path)
+
+
+_METADATA_TYPES = {"architecture": str, "base_pretrained": (str, type(None)), "class_names": list,
+                   "templates": (str, type(None)), "head": (dict, type(None)), "method": (str, type(None))}
+
+
+def check_metadata(metadata: Any, path: Path) -> dict:
+    """One sentence naming the file and the field, instead of a traceback later."""
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object, not {type(metadata).__name__}.")
+    for key, kind in _METADATA_TYPES.items():
+        if key in metadata and not isinstance(metadata[key], kind):
+            raise ModelLoadError(f"{path}: '{key}' has the wrong type ({type(metadata[key]).__name__}).")
+    names = metadata.get("class_names", [])
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        raise ModelLoadError(f"{path}: 'class_names' must be a list of non-empty strings.")
+    if "architecture" in metadata and not metadata["architecture"].strip():
+        raise ModelLoadError(f"{path}: 'architecture' is empty.")
+    return metadata
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
+
+
+# -- which model a (--model, --pretrained) pair means -------------------------------------------------
+def demo_arch() -> str:
+    """The real architecture behind the `demo` alias (what a fine-tune of it must record)."""
+    from .demo import demo_model_dir
+
+    arch = read_metadata(demo_model_dir()).get("architecture")
+    if not arch:
+        raise ModelLoadError("The demo model's metadata.json names no architecture; reinstall clipdesk.")
+    return arch
+
+
+def real_arch(arch: str) -> str:
+    """`demo` → the demo model's architecture; anything else as given."""
+    return demo_arch() if arch.strip().lower() == "demo" else arch
+
+
+def resolve_source(arch: str | None, pretrained: str | None) -> tuple[str, str]:
+    """(real architecture, pretrained) for what a user typed, before anything is loaded or written.
+
+    `arch` None means "not given": a model folder (or the demo) then names it. An alias resolves to
+    the real architecture; a `--model` that contradicts the folder is an error, never ignored.
+    """
+    arch = (arch or "").strip() or None
+    pretrained = (pretrained or "").strip() or None
+    if arch is not None and arch.lower() == "demo":
+        arch, pretrained = demo_arch(), pretrained or "demo"
+    if pretrained is None:
+        return (arch or DEFAULT_ARCH), DEFAULT_PRETRAINED
+    folder = _folder_of(pretrained)
+    if folder is None:
+        return (arch or DEFAULT_ARCH), pretrained
+    named = folder_arch(folder)
+    if arch is not None and arch != named:
+        raise ModelLoadError(f"{folder} holds a {named} model, but --model says {arch}; "
+                             "leave out --model (the folder names its architecture).")
+    return named, pretrained
+
+
+def _folder_of(pretrained: str) -> Path | None:
+    if pretrained.lower() == "demo":
+        from .demo import demo_model_dir
+
+        return demo_model_dir()
+    path = Path(pretrained).expanduser()
+    return path if path.is_dir() else None
+
+
+def folder_arch(folder: Path) -> str:
+    """The architecture a model folder's metadata names (legacy `demo` resolved)."""
+    arch = read_metadata(folder).get("architecture")
+    if not arch:
+        raise ModelLoadError(f"{Path(folder) / METADATA_FILE} does not name an architecture.")
+    return demo_arch() if arch.strip().lower() == "demo" else arch
 
 
 def load_model_job(
-    arch: str = DEFAULT_ARCH,
-    pretrained: str = DEFAULT_PRETRAINED,
+    arch: str | None = DEFAULT_ARCH,
+    pretrained: str | None = DEFAULT_PRETRAINED,
     device: str = "auto",
     cancel: CancelToken | None = None,
 ) -> Job[LoadedModel]:
-    """Load a model, downloading a tag's weights first if needed (progress is yielded)."""
+    """Load a model, downloading a tag's weights first if needed (progress is yielded).
+
+    `arch` None: whatever the pretrained folder names (else the default); see `resolve_source`."""
     register_configs()
-    pretrained = (pretrained or "none").strip()
+    arch, pretrained = resolve_source(arch, pretrained)
     torch_device = resolve_device(device)
-    if pretrained.lower() == "demo" or arch.lower() == "demo":
+    return (yield from _load_job(arch, pretrained, torch_device, cancel, ()))
+
+
+def _load_job(arch: str, pretrained: str, torch_device, cancel, seen: tuple) -> Job[LoadedModel]:
+    if pretrained.lower() == "demo":
         from .demo import demo_model_dir
 
         pretrained = str(demo_model_dir())
@@ -152,7 +288,7 @@ def load_model_job(
         return _build(arch, None, "none", f"{arch}/none-seed{RANDOM_SEED}", torch_device)
     path = Path(pretrained).expanduser()
     if path.is_dir():
-        return (yield from _load_folder(path, torch_device, cancel))
+        return (yield from _load_folder(path, torch_device, cancel, seen))
     if path.is_file():
         return _build(arch, path, str(path), f"{arch}/file-{file_fingerprint(path)}", torch_device)
     if _is_path(pretrained):
@@ -184,27 +320,36 @@ def _load_tag(arch: str, tag: str, device, cancel) -> Job[LoadedModel]:
     return _build(arch, Path(path), tag, f"{arch}/{tag}", device, tag_cfg=cfg)
 
 
-def _load_folder(folder: Path, device, cancel) -> Job[LoadedModel]:
+def _load_folder(folder: Path, device, cancel, seen: tuple = ()) -> Job[LoadedModel]:
     """A fine-tuned model folder: metadata.json + model.safetensors, or a head over a base model."""
+    key = str(folder.resolve())
+    if key in seen:
+        raise ModelLoadError(f"{folder / METADATA_FILE}: 'base_pretrained' loops back to {folder}.")
+    if len(seen) >= 8:
+        raise ModelLoadError(f"{folder / METADATA_FILE}: the 'base_pretrained' chain is deeper than 8 models.")
     metadata = read_metadata(folder)
-    arch = metadata.get("architecture")
-    if not arch:
-        raise ModelLoadError(f"{folder / METADATA_FILE} does not name an architecture.")
+    arch = folder_arch(folder)
     weights = folder / WEIGHTS_FILE
     if weights.is_file():
         loaded = _build(arch, weights, str(folder), f"{arch}/file-{file_fingerprint(weights)}", device,
                         tag_cfg=_base_tag_cfg(arch, metadata.get("base_pretrained")))
     else:
-        base = metadata.get("base_pretrained", "none")
-        base_path = (folder / base) if base and (folder / base).exists() else None
-        loaded = yield from load_model_job(arch, str(base_path or base), device.type, cancel)
+        base = (metadata.get("base_pretrained") or "none").strip() or "none"
+        base_path = (folder / base) if (folder / base).exists() else None
+        base = str(base_path or base)
+        base_folder = _folder_of(base)
+        if base_folder is not None and folder_arch(base_folder) != arch:
+            raise ModelLoadError(f"{folder / METADATA_FILE} names {arch}, but its base {base} "
+                                 f"is a {folder_arch(base_folder)} model.")
+        loaded = yield from _load_job(arch, base, device, cancel, (*seen, key))
         loaded.pretrained = str(folder)
+    loaded.arch = arch
     loaded.metadata = metadata
     if metadata.get("head"):
         from .heads import load_head
 
         loaded.head = load_head(folder, metadata, loaded.device)
-        loaded.identity = loaded.identity  # image embeddings are the base model's: keep its cache
+        # image embeddings are the base model's: keep its identity, so its cache is shared
     return loaded
 
 
@@ -213,7 +358,7 @@ def _base_tag_cfg(arch: str, base: str | None, depth: int = 0) -> dict | None:
     a fine-tune of a fine-tuned folder inherits them from that folder's base."""
     import open_clip
 
-    if not base or depth > 8 or base.lower() in ("none", "random", "demo"):
+    if not isinstance(base, str) or not base or depth > 8 or base.lower() in ("none", "random", "demo"):
         return None
     path = Path(base).expanduser()
     if path.is_dir() and (path / METADATA_FILE).is_file():

@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 import uuid
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -111,6 +112,13 @@ def read_meta(folder: Path, identity: str) -> dict | None:
     return meta
 
 
+def cached_export(identity: str, precision: str = "fp32") -> tuple[Path, dict] | None:
+    """(folder, meta) of a complete, verified export at `precision`, if there is one."""
+    folder = export_dir(identity, precision)
+    meta = read_meta(folder, identity)
+    return (folder, meta) if meta is not None else None
+
+
 # -- export (needs torch: the first use of a model) -------------------------------------------------
 def export_job(loaded: LoadedModel, precision: str = "fp32",
                cancel: CancelToken | None = None) -> Job[tuple[Path, dict]]:
@@ -127,6 +135,16 @@ def export_job(loaded: LoadedModel, precision: str = "fp32",
 
 
 def _export_fp32(loaded: LoadedModel, folder: Path, cancel: CancelToken | None) -> Job[dict]:
+    """The export, with the model put back in eval mode however it ends: the exporter restores
+    the wrapper's (training) mode recursively, which would leave BatchNorm in training mode for
+    every later torch use of this loaded model (the fallback) and poison the embedding cache."""
+    try:
+        return (yield from _export_fp32_steps(loaded, folder, cancel))
+    finally:
+        loaded.model.eval()
+
+
+def _export_fp32_steps(loaded: LoadedModel, folder: Path, cancel: CancelToken | None) -> Job[dict]:
     import torch
 
     message = f"Exporting {loaded.arch} to ONNX (first use only)"
@@ -178,7 +196,7 @@ def _tower(method):
         def forward(self, x):
             return method(x)  # unnormalised: one export serves normalize=True and False
 
-    return Tower()
+    return Tower().eval()  # a new Module is in training mode; the exporter would restore that
 
 
 def _text_trimmable(model) -> bool:
@@ -211,7 +229,7 @@ def _short_text_tower(model):
                 return x
             return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
-    return ShortText()
+    return ShortText().eval()
 
 
 def _export_short_text(model, tokens, path: Path) -> bool:
@@ -357,7 +375,7 @@ class _staging:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+        self.tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def __enter__(self) -> Path:
         self.tmp.mkdir(parents=True)
@@ -450,7 +468,7 @@ class OnnxEncoder:
     """
 
     def __init__(self, loaded: LoadedModel, precision: str = "fp32", threads: int | None = None,
-                 folder: Path | None = None, meta: dict | None = None) -> None:
+                 folder: Path | None = None, meta: dict | None = None, background: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision '{precision}'; choose fp32 or int8.")
         self.loaded = loaded
@@ -466,12 +484,22 @@ class OnnxEncoder:
         self._lock = threading.Lock()
         self._loader: ThreadPoolExecutor | None = None
         self._fallback: TorchEncoder | None = None
+        self.background = background
+        self.note = ""  # one line for a status bar, e.g. while a background export runs
+        self._pending, self._polled, self._process = False, 0.0, None
 
     # -- preparation --------------------------------------------------------------------------
     def prepare_job(self, cancel: CancelToken | None = None) -> Job[Encoder]:
-        """Export (first use of this model) with progress; on failure, hand back torch instead."""
+        """A cached export: use it. Otherwise, with `background` (backend `auto`), serve torch now
+        and export in a background process; else export here with progress. On failure, torch."""
         if self.folder is not None:
             return self
+        ready = cached_export(self.loaded.identity, self.precision)
+        if ready is not None:
+            self.folder, self.meta = ready
+            return self
+        if self.background:
+            return self._serve_torch_meanwhile()
         try:
             self.folder, self.meta = yield from export_job(self.loaded, self.precision, cancel)
         except Cancelled:
@@ -480,6 +508,54 @@ class OnnxEncoder:
             _note_fallback(f"could not export {self.loaded.arch} to ONNX ({_first_line(error)})")
             return TorchEncoder(self.loaded)
         return self
+
+    def _serve_torch_meanwhile(self) -> Encoder:
+        """First use: results come from torch at once; the export runs in its own low-priority
+        process (clipdesk.core.onnx_export) and this encoder switches to it once it is verified."""
+        from . import onnx_export as bg
+
+        identity = self.loaded.identity
+        bg.clean_stale(identity)
+        failure = bg.recent_failure(identity)
+        if failure is not None:
+            _note_fallback(f"the ONNX export of {self.loaded.arch} failed ({failure}); it is retried "
+                           "after a day")
+            return TorchEncoder(self.loaded)
+        self._process = bg.start_background_export(self.loaded.arch, self.loaded.pretrained, identity,
+                                                   self.precision)
+        if self._process is None and not bg.export_running(identity):
+            return TorchEncoder(self.loaded)  # turned off (CLIPDESK_BACKGROUND_EXPORT=0)
+        log.warning("clipdesk: %s", bg.NOTE)
+        self.note = bg.NOTE
+        self._fallback = TorchEncoder(self.loaded)
+        self.name, self.cache_identity = "torch", self._fallback.cache_identity
+        self._pending = True
+        return self
+
+    def _poll_pending(self) -> None:
+        """Between batches, at most once a second: switch to ONNX Runtime once the background
+        export is complete and verified (fp32 only: its embeddings are torch's to ~1e-6, so the
+        cache and the label vectors stay valid; an int8 export is used from the next start)."""
+        now = time.monotonic()
+        if now - self._polled < 1.0:
+            return
+        self._polled = now
+        ready = cached_export(self.loaded.identity, self.precision)
+        if ready is not None:
+            self._pending = False
+            if self.precision == "fp32":
+                self.folder, self.meta = ready
+                self._fallback, self.name, self.note = None, "onnx", ""
+                self.cache_identity = self.loaded.identity
+            return
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is not None:  # exited without an export
+            self._pending = False
+
+    @property
+    def in_eval_mode(self) -> bool:
+        """Exports are traced in eval mode; only the torch fallback can be in training mode."""
+        return True if self._fallback is None else self._fallback.in_eval_mode
 
     def _ensure_ready(self) -> None:
         if self.folder is None:  # used without prepare_job: export now, silently
@@ -492,6 +568,8 @@ class OnnxEncoder:
         overlaps the decoding) and let go of the text session, so that only one big session is
         resident at a time (≈ 300 MB less at peak for ViT-B/32; a later label reloads it in
         well under a second)."""
+        if self._fallback is not None:  # torch serves (export pending or failed): nothing to open
+            return
         with self._lock:
             if "visual" in self._sessions:
                 return
@@ -528,6 +606,8 @@ class OnnxEncoder:
         as_torch = _is_torch(batch)
         array = _as_numpy(batch, dtype)
         features = None
+        if self._pending:
+            self._poll_pending()
         if self._fallback is None:
             try:
                 features = self._session_run(self._future(tower).result(), tower, array)
@@ -622,7 +702,8 @@ def make_onnx_encoder(loaded: LoadedModel, backend: str, precision: str = "fp32"
     except ImportError as error:
         _note_fallback(f"onnxruntime is not installed ({error})")
         return TorchEncoder(loaded)
-    return OnnxEncoder(loaded, precision, threads=options.get("threads"))
+    background = (backend or "auto").lower() == "auto"  # an explicit `onnx` exports at once, with progress
+    return OnnxEncoder(loaded, precision, threads=options.get("threads"), background=background)
 
 
 # -- the torch-free start ---------------------------------------------------------------------------
@@ -680,17 +761,17 @@ class LazyLoadedModel(LoadedModel):
         return int(self._meta["context_length"])
 
 
-def quick_identity(arch: str, pretrained: str) -> tuple[str, str, str, dict] | None:
+def quick_identity(arch: str | None, pretrained: str | None) -> tuple[str, str, str, dict] | None:
     """(identity, arch, pretrained, folder metadata) as `load_model_job` names them, without torch.
 
-    None where only the full loader can tell (few-shot heads, head-over-base folders, odd paths).
-    Mirrors clipdesk.core.models; a test checks the two agree.
+    None where only the full loader can tell (few-shot heads, head-over-base folders, odd paths,
+    contradictions, which it reports). Mirrors clipdesk.core.models; a test checks the two agree.
     """
-    from .models import RANDOM_SEED, WEIGHTS_FILE, _is_path, file_fingerprint, read_metadata
+    from .models import RANDOM_SEED, WEIGHTS_FILE, _is_path, file_fingerprint, read_metadata, resolve_source
 
-    pretrained = (pretrained or "none").strip()
     try:
-        if pretrained.lower() == "demo" or arch.lower() == "demo":
+        arch, pretrained = resolve_source(arch, pretrained)
+        if pretrained.lower() == "demo":
             from .demo import demo_model_dir
 
             pretrained = str(demo_model_dir())
@@ -699,10 +780,10 @@ def quick_identity(arch: str, pretrained: str) -> tuple[str, str, str, dict] | N
         path = Path(pretrained).expanduser()
         if path.is_dir():
             metadata = read_metadata(path)
-            folder_arch, weights = metadata.get("architecture"), path / WEIGHTS_FILE
-            if not folder_arch or metadata.get("head") or not weights.is_file():
+            weights = path / WEIGHTS_FILE
+            if metadata.get("head") or not weights.is_file():
                 return None
-            return f"{folder_arch}/file-{file_fingerprint(weights)}", folder_arch, str(path), metadata
+            return f"{arch}/file-{file_fingerprint(weights)}", arch, str(path), metadata
         if path.is_file():
             return f"{arch}/file-{file_fingerprint(path)}", arch, str(path), {}
         if _is_path(pretrained):
@@ -744,6 +825,9 @@ def open_exported_job(arch: str, pretrained: str, device: str = "auto", backend:
     found = quick_identity(arch, pretrained)
     if found is None:
         return None
+    from .onnx_export import clean_stale
+
+    clean_stale()  # `.tmp-*` folders of exports that were killed
     identity, arch, pretrained, metadata = found
     folder = export_dir(identity, "fp32")
     meta = read_meta(folder, identity)
