@@ -110,6 +110,9 @@ def test_in_memory_images_score_like_their_files(clf, folder):
             assert in_memory.cosines[name] == pytest.approx(results[0].cosines[name], abs=1e-5)
     single = clf.classify(picture, ", ".join(LABELS))  # one image, labels as one string
     assert len(single) == 1 and single[0].index == 0 and single[0].label == results[0].label
+    batch = clf.classify(np.stack([array, array[::-1]]), LABELS)  # N×H×W×3: N images
+    assert [r.index for r in batch] == [0, 1] and batch[0].label == results[2].label
+    assert [batch[0].cosines[n] for n in LABELS] == pytest.approx([results[2].cosines[n] for n in LABELS], abs=1e-5)
 
 
 def test_bad_items_are_results_with_errors_not_exceptions(clf, folder):
