@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test must never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("CLIPDESK_BACKGROUND_EXPORT", "0")  # no export processes behind tests' backs
 
 import pytest  # noqa: E402
 
