@@ -44,6 +44,11 @@ class Engine:
         self.cache = cache
         self._text_memo: dict[str, np.ndarray] = {}
         self.text_encodes = 0  # labels that went through the text encoder (tests count it)
+        head = getattr(getattr(encoder, "loaded", None), "head", None)
+        if head is not None and hasattr(head, "check_dim"):  # a head for another model: refuse now
+            from .embed import _output_dim
+
+            head.check_dim(_output_dim(encoder), getattr(encoder.loaded, "pretrained", ""))
 
     @property
     def loaded(self):
@@ -70,7 +75,7 @@ class Engine:
         labels, notes = clean_labels(list(raw_labels))
         if not labels:
             raise LabelError("No labels given: type at least one candidate label.")
-        notes += self._length_notes(labels)
+        notes += self._length_notes(labels) + self._head_notes(labels)
         return LabelSet(labels, self.label_weights(labels, templates), notes)
 
     def label_weights(self, labels: Sequence[Label], templates: str) -> np.ndarray:
@@ -125,6 +130,16 @@ class Engine:
             )
         return columns.float().cpu().numpy()
 
+    def _head_notes(self, labels: list[Label]) -> list[str]:
+        """Say when a fine-tuned few-shot head is not used, instead of silently going zero-shot."""
+        head = getattr(self.loaded, "head", None)
+        if head is None or head.match([label.name for label in labels]) is not None:
+            return []
+        known = {" ".join(c.replace("_", " ").casefold().split()) for c in head.class_names}
+        other = [lb.name for lb in labels if " ".join(lb.name.replace("_", " ").casefold().split()) not in known]
+        what = f"'{other[0][:40]}' is not one of its classes" if other else "a label is given twice"
+        return [f"The model's few-shot head is not used ({what}); these scores are zero-shot."]
+
     def _length_notes(self, labels: list[Label]) -> list[str]:
         encode = getattr(self.loaded.tokenizer, "encode", None)
         if encode is None:
@@ -143,8 +158,8 @@ class Engine:
             background = self.label_weights([BACKGROUND], templates)[0]
             return independent_scores(features, label_set.weights, background, scale, label_set.names)
         head = self.loaded.head
-        if head is not None and set(head.class_names) == set(label_set.names) and len(features):
-            return head.scores(features, label_set)
+        if head is not None and len(features) and head.match(label_set.names) is not None:
+            return head.scores(features, label_set)  # also for other case/spacing or a subset
         return softmax_scores(features, label_set.weights, scale, label_set.names)
 
     def search_text(self, query: str, features: np.ndarray, top_k: int | None = None,
