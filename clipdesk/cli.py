@@ -187,8 +187,11 @@ def cmd_classify(args) -> int:
     scores = engine.score(embedded.features, label_set, multi_label=args.multi_label,
                           templates=args.templates)
     rows = classify_rows(files, missing, embedded, scores, args.top_k)
+    if len(embedded.paths) and not scores.valid_rows().any():
+        raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
+                             "its few-shot head are damaged.")
     write_rows(rows, label_set.names, args.format)
-    failed = len(missing) + len(embedded.errors)
+    failed = sum("error" in row for row in rows)
     if failed:
         note(f"{failed} file(s) could not be read; see their error entries.")
     return EXIT_OK
@@ -197,12 +200,16 @@ def cmd_classify(args) -> int:
 def classify_rows(files, missing, embedded, scores, top_k):
     """One dict per input file, in input order; failures carry only path and error."""
     index = {path: row for row, path in enumerate(embedded.paths)}
+    valid = scores.valid_rows()
     rows = [{"path": str(path), "error": message} for path, message in missing.items()]
     for path in files:
         if path in embedded.errors:
             rows.append({"path": str(path), "error": embedded.errors[path]})
             continue
         row = index[path]
+        if not valid[row]:  # never a top label drawn from NaN
+            rows.append({"path": str(path), "error": f"{path}: the model gave no valid score (NaN)."})
+            continue
         label, score = scores.top(row, 1)[0]
         rows.append({
             "path": str(path), "label": label, "score": round(score, 6),

@@ -21,8 +21,16 @@ class Scores:
     multi_label: bool = False
 
     def top(self, row: int, k: int | None = None) -> list[tuple[str, float]]:
-        order = np.argsort(-self.probs[row], kind="stable")[: k or len(self.labels)]
+        """Best labels first; a NaN score never ranks above a real one."""
+        keys = np.nan_to_num(-np.asarray(self.probs[row], np.float64), nan=np.inf)
+        order = np.argsort(keys, kind="stable")[: k or len(self.labels)]
         return [(self.labels[j], float(self.probs[row, j])) for j in order]
+
+    def valid_rows(self) -> np.ndarray:
+        """Rows whose every score is a finite number (a damaged model or head gives NaN)."""
+        if self.probs.size == 0:
+            return np.ones(len(self.probs), bool)
+        return np.isfinite(self.probs).all(axis=1) & np.isfinite(self.cosines).all(axis=1)
 
     def as_dict(self, row: int) -> dict[str, float]:
         return {label: float(p) for label, p in zip(self.labels, self.probs[row])}
@@ -49,6 +57,8 @@ def independent_scores(features: np.ndarray, label_weights: np.ndarray, backgrou
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[-1] == 0:
+        return logits
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
