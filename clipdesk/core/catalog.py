@@ -48,15 +48,23 @@ def _demo_entry() -> ModelEntry | None:
 
 def finetuned_models(folder: Path | None = None) -> list[ModelEntry]:
     """Folders the training module saved (metadata.json inside), newest first."""
-    import json
+    from .errors import ModelLoadError
+    from .models import read_metadata
 
     folder = folder or finetuned_models_dir()
     entries = []
-    for meta_path in sorted(folder.glob("*/metadata.json"), key=lambda p: -p.stat().st_mtime):
+    for meta_path in sorted(folder.glob("*/metadata.json"), key=_newest_first):
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a half-written or foreign folder is not offered
+            meta = read_metadata(meta_path.parent)
+        except ModelLoadError:
+            continue  # a half-written, malformed or foreign folder is not offered
         entries.append(ModelEntry(meta.get("architecture", "?"), str(meta_path.parent), "fine-tuned",
                                   True, tuple(meta.get("class_names", ()))))
     return entries
+
+
+def _newest_first(path: Path) -> float:
+    try:
+        return -path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -6,7 +6,6 @@ sample images): enough to show zero-shot classification and search with no downl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import ModelLoadError
@@ -28,11 +27,9 @@ def demo_model_dir() -> Path:
 
 
 def demo_metadata() -> dict:
-    folder = demo_model_dir()
-    try:
-        return json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"The demo model's metadata in {folder} is unreadable: {error}") from error
+    from .models import read_metadata
+
+    return read_metadata(demo_model_dir())  # checked: a dict with the right types, or one sentence
 
 
 def demo_labels(limit: int | None = None) -> list[str]:

@@ -225,3 +225,14 @@ def test_legacy_fingerprint_paths_still_resolve(tmp_path):
     full = load_model(None, str(folder), "cpu")
     assert ob.quick_identity(None, str(folder))[:3] == (full.identity, TINY_ARCH, str(folder))
     assert Path(full.pretrained) == folder
+
+
+def test_model_lists_skip_malformed_folders(tmp_path):
+    from clipdesk.core.catalog import finetuned_models
+
+    for name, content in {"list": "[1]", "null": "null", "types": '{"architecture": 3}',
+                          "good": json.dumps({"architecture": TINY_ARCH, "class_names": ["cat"]})}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.json").write_text(content)
+    entries = finetuned_models(tmp_path)
+    assert [(e.arch, Path(e.pretrained).name, e.class_names) for e in entries] == [(TINY_ARCH, "good", ("cat",))]
