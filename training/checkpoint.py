@@ -51,7 +51,7 @@ def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
         target = Path(out).expanduser().absolute()
         if target.exists() and not target.is_dir():
             raise DataError(f"--out {target} is a file; give a folder for the model (it is created if missing).")
-        problem = _occupied(target, overwrite) or _unwritable(target)
+        problem = _occupied(target, overwrite) or _unwritable(target) or _inside_data(target, folder)
         if problem:
             raise DataError(problem)
         return target
@@ -64,6 +64,16 @@ def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
     if problem:
         raise DataError(problem)
     return candidate
+
+
+def _inside_data(target: Path, data: Path) -> str | None:
+    """A model folder inside the training folder would be scanned as a class next time."""
+    data = Path(data).expanduser()
+    if not data.is_dir():
+        return None
+    if target.resolve().is_relative_to(data.resolve()):
+        return f"--out {target} is inside the training folder {data}; choose a folder outside it."
+    return None
 
 
 def _unwritable(folder: Path) -> str | None:

@@ -376,3 +376,12 @@ def test_a_captions_file_in_another_encoding_or_with_nul_is_one_sentence(content
     with pytest.raises(DataError) as caught:
         read_caption_pairs(csv_file)
     assert "pairs.csv" in str(caught.value) and len(str(caught.value).splitlines()) == 1
+
+
+def test_out_inside_the_training_folder_is_refused(tmp_path):
+    data = make_colour_folder(tmp_path / "data", per_class=2, colours=TWO)
+    before = snapshot(data)
+    for out in (data, data / "model", data / "red" / "model"):
+        with pytest.raises(DataError):
+            output_dir(data, "quick", out, None)
+    assert snapshot(data) == before
