@@ -1,0 +1,208 @@
+"""The scale commands on clipdesk's command line: `index`, `classify --ray`, `search --index`.
+
+`register` only adds argparse options; ray, pyarrow, faiss and usearch are imported when one of
+these commands runs, so `clipdesk classify` without `--ray` never loads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+RAY_HELP = "run on Ray: no value starts a local Ray on this machine, ADDRESS (or RAY_ADDRESS) joins a cluster"
+
+
+def register(commands, classify: argparse.ArgumentParser, search: argparse.ArgumentParser) -> None:
+    """Add `index`, and the `--ray` / `--index` options to the existing classify and search."""
+    from ..cli import _add_model_options, _positive
+
+    index = commands.add_parser("index", help="embed (and classify) many images into Parquet shards")
+    index.add_argument("paths", nargs="+", metavar="PATH",
+                       help="folders, image files, text files of paths, or fsspec URLs")
+    index.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="where the shards go")
+    index.add_argument("--labels", help="also classify: comma-separated labels")
+    index.add_argument("--templates", default="photo", choices=["none", "photo", "ensemble", "imagenet80"])
+    index.add_argument("--multi-label", action="store_true")
+    _add_model_options(index)
+    _add_scale_options(index)
+    index.add_argument("--batch-size", type=_positive, default=32)
+    index.add_argument("--exact", action="store_true", help="decode JPEGs at full size")
+    index.set_defaults(handler=cmd_index)
+
+    _add_scale_options(classify)
+    classify.add_argument("--out", type=Path, metavar="INDEX_DIR",
+                          help="with --ray: keep the shards here (a re-run resumes); default a temporary folder")
+    single = classify.get_default("handler")
+    classify.set_defaults(handler=lambda args: cmd_classify_ray(args) if args.ray is not None else single(args))
+
+    for action in search._actions:  # PATH becomes optional: --index replaces it
+        if action.dest == "paths":
+            action.nargs = "*"
+    search.add_argument("--index", type=Path, metavar="INDEX_DIR", help="search an index built by `clipdesk index`")
+    search.add_argument("--exact-search", action="store_true", help="with --index: brute force, not the ANN index")
+    plain = search.get_default("handler")
+    search.set_defaults(handler=lambda args: cmd_search_index(args) if args.index is not None else _need_paths(plain, args))
+
+
+def _add_scale_options(parser: argparse.ArgumentParser) -> None:
+    from ..cli import _positive
+
+    group = parser.add_argument_group("scale")
+    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help=RAY_HELP)
+    group.add_argument("--workers", type=_positive, default=None,
+                       help="encoder actors (default: one per GPU, or CPUs − 1)")
+    group.add_argument("--shard-size", type=_positive, default=1000, help="images per shard, on average")
+
+
+def _need_paths(handler, args) -> int:
+    from ..cli import UsageError
+
+    if not args.paths:
+        raise UsageError("Give image files or folders to search, or --index INDEX_DIR.")
+    return handler(args)
+
+
+def _spec(args, engine):
+    """What the workers open: the model the driver resolved (defaults filled in)."""
+    from .pipeline import ModelSpec
+
+    loaded = engine.encoder.loaded
+    return ModelSpec(loaded.arch, loaded.pretrained, args.device, args.backend, args.precision)
+
+
+def _open(args):
+    """The driver's engine (labels, scoring, queries); the embedding cache is not used here."""
+    from ..cli import open_engine
+    from .pipeline import import_ray
+
+    if getattr(args, "ray", None) is not None:
+        import_ray()  # one sentence on how to install it, before loading any model
+    return open_engine(argparse.Namespace(**{**vars(args), "no_cache": True}))
+
+
+def _run_index(args, engine, labels, templates: str, out: Path):
+    from ..cli import note
+    from ..console import drive
+    from .pipeline import IndexOptions, index_job
+
+    options = IndexOptions(labels=labels, templates=templates, multi_label=args.multi_label,
+                           exact=args.exact, batch_size=args.batch_size, shard_size=args.shard_size,
+                           workers=args.workers, use_ray=args.ray is not None)
+    result = drive(index_job(_spec(args, engine), args.paths, out, engine, options, address=args.ray or None))
+    for message in result.missing.values():
+        note(message)
+    return result
+
+
+def cmd_index(args) -> int:
+    from ..cli import EXIT_OK
+    from ..core.prompts import split_labels
+
+    labels = split_labels(args.labels) if args.labels else None
+    result = _run_index(args, _open(args), labels, args.templates, args.out)
+    print(f"{result.folder}: {len(result.shards)} shards "
+          f"({result.written} written, {result.skipped} already there), {result.images} images, "
+          f"{result.failed} could not be read.")
+    return EXIT_OK
+
+
+def cmd_classify_ray(args) -> int:
+    """classify --ray: index into shards, then print the same rows as the single-process path."""
+    from .. import cli
+    from ..cli import EXIT_OK, classify_rows, note, read_label_args, write_rows
+
+    labels = read_label_args(args)
+    engine = _open(args)
+    templates = args.templates or "photo"
+    if hasattr(cli, "model_labels"):  # no --labels: a fine-tuned model's own classes
+        labels, templates = cli.model_labels(engine.loaded, labels, args.templates)
+    args.templates = templates
+    with tempfile.TemporaryDirectory(prefix="clipdesk-index-") as temp:
+        out = args.out or Path(temp)
+        result = _run_index(args, engine, labels, templates, out)
+        embedded = _embedded(result)
+    label_set = engine.label_set(labels, args.templates)
+    for text in label_set.notes:
+        note(text)
+    scores = engine.score(embedded.features, label_set, multi_label=args.multi_label, templates=args.templates)
+    files = [_as_path(e.path) for e in result.entries]
+    missing = {_as_path(p): m for p, m in result.missing.items()}
+    write_rows(classify_rows(files, missing, embedded, scores, args.top_k), label_set.names, args.format)
+    failed = len(missing) + len(embedded.errors)
+    if failed:
+        note(f"{failed} file(s) could not be read; see their error entries.")
+    return EXIT_OK
+
+
+def _as_path(path: str):
+    return path if "://" in path else Path(path)
+
+
+def _embedded(result):
+    """The shards' rows as core's EmbedResult, so classify's own row builder prints them."""
+    import numpy as np
+
+    from ..core.embed import EmbedResult
+    from .shards import read_shard
+
+    embedded, vectors = EmbedResult(), []
+    for name in result.shards:
+        columns = read_shard(result.folder / name, ["path", "digest", "error", "embedding"])
+        for path, digest, error, vector in zip(columns["path"], columns["digest"], columns["error"], columns["embedding"]):
+            if error:
+                embedded.errors[_as_path(path)] = error
+            else:
+                embedded.paths.append(_as_path(path))
+                embedded.digests.append(digest)
+                vectors.append(vector)
+    embedded.features = np.stack(vectors) if vectors else np.zeros((0, result.dim), np.float32)
+    return embedded
+
+
+def cmd_search_index(args) -> int:
+    from ..cli import EXIT_OK, UsageError, open_engine
+    from ..core.errors import ImageLoadError
+    from .ann import VectorIndex
+    from .pipeline import ModelSpec
+    from .shards import read_manifest
+
+    if args.paths:
+        raise UsageError("Give either PATHs or --index, not both.")
+    manifest = read_manifest(args.index)
+    spec = ModelSpec(**manifest["model"])
+    engine = open_engine(argparse.Namespace(model=spec.arch, pretrained=spec.pretrained, device=args.device,
+                                            backend=args.backend, precision=spec.precision, no_cache=args.no_cache))
+    if args.query is not None:
+        query = engine.label_weights([_label(args.query)], "none")[0]
+    else:
+        try:
+            query = engine.embed_image(args.image)
+        except ImageLoadError as error:
+            raise UsageError(str(error)) from error
+    index = VectorIndex(args.index)
+    index.update(manifest)
+    hits = index.search(query, args.top_k, exact=args.exact_search)
+    rows = [{"rank": n + 1, "path": path, "score": round(score, 6)} for n, (path, score) in enumerate(hits)]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    elif args.format == "csv":
+        print("rank,path,score")
+        for row in rows:
+            print(f"{row['rank']},{json.dumps(row['path'])},{row['score']}")
+    else:
+        for row in rows:
+            print(f"{row['rank']:>3}  {row['score']:+.4f}  {row['path']}")
+    return EXIT_OK
+
+
+def _label(text: str):
+    from ..core.errors import LabelError
+    from ..core.prompts import Label
+
+    if not text.strip():
+        raise LabelError("The search query is empty.")
+    return Label(text.strip())

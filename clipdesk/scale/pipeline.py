@@ -1,0 +1,340 @@
+"""`clipdesk index`: files → embeddings (and scores) in Parquet shards, on Ray Data or in-process.
+
+The Ray pipeline is listing (driver) → read/decode tasks → encoder actors (`map_batches` with an
+actor pool sized to the cluster's GPUs, or its CPUs) → rows streamed back in input order → one
+Parquet shard written atomically per plan. Decoding, preprocessing and the encoders are
+clipdesk.core's own (`decode_rgb`, the model's eval transform, `open_engine_job`), so the
+embeddings equal the single-process path's. Without Ray the same decode and encode functions
+run in this process, shard by shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.cache import content_digest
+from ..core.errors import ClipdeskError, ImageLoadError
+from ..core.jobs import CancelToken, Job, Progress, check, run_job
+from . import shards as sh
+
+INSTALL_HINT = "Ray is not installed; install the scale extra with `pip install 'clipdesk[scale]'`."
+
+
+class RayMissingError(ClipdeskError):
+    """`--ray` without Ray installed."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How every worker opens the same model (picklable, sent to the encoder actors)."""
+
+    arch: str
+    pretrained: str
+    device: str = "auto"
+    backend: str = "auto"
+    precision: str = "fp32"
+
+    def open(self, use_cache: bool = False):
+        from ..core.engine import open_engine_job
+
+        return run_job(open_engine_job(self.arch, self.pretrained, self.device, self.backend,
+                                       self.precision, use_cache=use_cache))
+
+
+@dataclass
+class IndexOptions:
+    labels: list[str] | None = None
+    templates: str = "photo"
+    multi_label: bool = False
+    exact: bool = False
+    batch_size: int = 32
+    shard_size: int = 1000
+    workers: int | None = None  # encoder actors; default: the cluster's GPUs, else CPUs − 1
+    use_ray: bool = True
+    stop_after: int | None = None  # test hook: stop cleanly after writing this many shards
+
+
+@dataclass
+class IndexResult:
+    folder: Path
+    shards: list[str] = field(default_factory=list)
+    written: int = 0
+    skipped: int = 0
+    images: int = 0
+    failed: int = 0
+    missing: dict[str, str] = field(default_factory=dict)
+    entries: list[sh.Entry] = field(default_factory=list)
+    complete: bool = True
+    dim: int = 0
+
+
+# -- decode and encode: the same functions in Ray tasks/actors and in-process ---------------------
+@dataclass
+class Decoder:
+    """Read (local or fsspec), hash and decode a batch of paths into the model's input pixels."""
+
+    preprocess: object
+    draft_size: int | None
+    shape: tuple[int, ...]
+
+    def __call__(self, batch: dict) -> dict:
+        paths = [str(p) for p in batch["path"]]
+        pixels = np.zeros((len(paths), *self.shape), np.float32)
+        digests, errors = [], []
+        for row, path in enumerate(paths):
+            digest, error = "", ""
+            try:
+                data = read_any(path)
+                digest = content_digest(data)
+                pixels[row] = np.asarray(self.preprocess(_decode(data, path, self.draft_size)), np.float32)
+            except ImageLoadError as failure:
+                error = str(failure)
+            except Exception as failure:  # noqa: BLE001 - a bad file is a row, not a failed job
+                error = f"{path}: could not be processed ({type(failure).__name__}: {failure})."
+            digests.append(digest)
+            errors.append(error)
+        return {"path": np.asarray(paths, object), "shard": batch["shard"],
+                "digest": np.asarray(digests, object), "error": np.asarray(errors, object),
+                "pixels": pixels}
+
+
+def _decode(data: bytes, path: str, draft_size: int | None):
+    from ..core.images import decode_rgb
+
+    return decode_rgb(data, Path(path), draft_size)  # for a URL, Path only names it in messages
+
+
+def read_any(path: str) -> bytes:
+    """Bytes of a local file (core's reader and messages) or of an fsspec URL."""
+    from ..core.images import read_bytes
+
+    if not sh.is_url(path):
+        return read_bytes(Path(path))
+    try:
+        import fsspec
+
+        with fsspec.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, ValueError, ImportError) as error:
+        raise ImageLoadError(f"{path}: could not be read ({error}).") from error
+    if not data:
+        raise ImageLoadError(f"{path}: empty file (0 bytes).")
+    return data
+
+
+def encode_rows(encoder, batch: dict) -> dict:
+    """Embed the rows that decoded; failed rows keep a zero vector and their error."""
+    ok = np.asarray([not e for e in batch["error"]], bool)
+    dim = _embed_dim(encoder)
+    embeddings = np.zeros((len(ok), dim), np.float32)
+    if ok.any():
+        embeddings[ok] = np.asarray(encoder.encode_image(np.ascontiguousarray(batch["pixels"][ok])), np.float32)
+    return {"path": batch["path"], "shard": batch["shard"], "digest": batch["digest"],
+            "error": batch["error"], "embedding": embeddings}
+
+
+def _embed_dim(encoder) -> int:
+    from ..core.embed import _output_dim
+
+    return _output_dim(encoder)
+
+
+class EncodeActor:
+    """One model per actor, opened once; `threads` caps ONNX Runtime's intra-op threads."""
+
+    def __init__(self, spec: ModelSpec, threads: int | None = None) -> None:
+        self.encoder = spec.open().encoder
+        if threads and hasattr(self.encoder, "threads"):
+            self.encoder.threads = threads  # sessions open lazily, after this
+
+    def __call__(self, batch: dict) -> dict:
+        return encode_rows(self.encoder, batch)
+
+
+# -- the job ------------------------------------------------------------------------------------
+def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, options: IndexOptions,
+              address: str | None = None, cancel: CancelToken | None = None) -> Job[IndexResult]:
+    """Index `inputs` into `folder`; yields Progress per shard written. Re-runs skip done shards."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, missing = sh.list_inputs(inputs)
+    if not entries:
+        detail = "; ".join(missing.values()) if missing else f"no images in {', '.join(map(str, inputs))}."
+        raise sh.IndexFolderError(f"Nothing to do: {detail}")
+    result = IndexResult(folder, missing=missing, entries=entries, dim=_embed_dim(engine.encoder))
+    label_set = engine.label_set(options.labels, options.templates) if options.labels else None
+    config = sh.config_key(identity=engine.encoder.cache_identity, exact=options.exact,
+                           labels=label_set.names if label_set else None,
+                           templates=options.templates, multi_label=options.multi_label)
+    plans = sh.plan_shards(entries, config, options.shard_size)
+    done = sh.existing_shards(folder)
+    todo = [plan for plan in plans if plan.name not in done]
+    result.shards = [plan.name for plan in plans]
+    result.skipped = len(plans) - len(todo)
+    total = len(entries)
+    progress = Progress(sum(len(p.entries) for p in plans if p.name in done), total,
+                        "Indexing images", unit="img")
+    yield progress
+    runner = _ray_shards(spec, engine, todo, options, address) if options.use_ray and todo \
+        else _local_shards(engine, todo, options)
+    metadata = {"config": config, "labels": label_set.names if label_set else None}
+    written = 0
+    try:
+        for plan, columns in runner:
+            check(cancel)
+            _add_scores(engine, columns, label_set, options)
+            sh.write_shard(folder, plan.name, columns, metadata)
+            written += 1
+            progress = Progress(progress.done + len(plan.entries), total, "Indexing images",
+                                unit="img", started=progress.started)
+            yield progress
+            if options.stop_after is not None and written >= options.stop_after:
+                result.complete = False
+                break
+    finally:
+        runner.close()
+    result.written = written
+    if result.complete:
+        _finish(folder, result, spec, engine, options, label_set, config)
+    return result
+
+
+def _finish(folder, result, spec, engine, options, label_set, config) -> None:
+    """The manifest lists the current shards; shards of earlier inputs or options are removed."""
+    counts = [sh.read_shard(folder / name, ["error"])["error"] for name in result.shards]
+    result.images = sum(len(c) for c in counts)
+    result.failed = sum(1 for c in counts for e in c if e)
+    sh.write_manifest(folder, {
+        "version": 1, "model": spec.__dict__, "identity": engine.encoder.cache_identity,
+        "dim": _embed_dim(engine.encoder), "config": config, "shards": result.shards,
+        "labels": label_set.names if label_set else None, "templates": options.templates,
+        "multi_label": options.multi_label, "images": result.images, "failed": result.failed,
+    })
+    sh.remove_stale(folder, set(result.shards))
+
+
+def _add_scores(engine, columns: dict, label_set, options: IndexOptions) -> None:
+    """label, score and per-label scores from the embeddings (the single-process scoring)."""
+    if label_set is None:
+        return
+    scores = engine.score(columns["embedding"], label_set, multi_label=options.multi_label,
+                          templates=options.templates)
+    best = scores.probs.argmax(axis=1) if len(label_set.names) else []
+    failed = [bool(e) for e in columns["error"]]
+    columns["label"] = [None if bad else label_set.names[j] for bad, j in zip(failed, best)]
+    columns["score"] = [None if bad else float(scores.probs[i, j]) for i, (bad, j) in enumerate(zip(failed, best))]
+    columns["scores"] = scores.probs.astype(np.float32)
+
+
+def _shard_columns(plan: sh.ShardPlan, rows: list[dict]) -> dict:
+    by_path = {}
+    for batch in rows:
+        for i, path in enumerate(batch["path"]):
+            by_path[str(path)] = (batch["digest"][i], batch["error"][i], batch["embedding"][i])
+    ordered = [by_path[e.path] for e in plan.entries]
+    return {"path": [e.path for e in plan.entries], "digest": [o[0] or None for o in ordered],
+            "error": [o[1] or None for o in ordered],
+            "embedding": np.stack([o[2] for o in ordered]).astype(np.float32)}
+
+
+def _decoder(engine, options: IndexOptions) -> Decoder:
+    from PIL import Image
+
+    from ..core.preprocess import thread_friendly
+
+    loaded = engine.encoder.loaded
+    preprocess = thread_friendly(loaded.preprocess)
+    probe = np.asarray(preprocess(Image.new("RGB", (8, 8))), np.float32)
+    return Decoder(preprocess, None if options.exact else 2 * loaded.image_size, probe.shape)
+
+
+def _local_shards(engine, plans: list[sh.ShardPlan], options: IndexOptions) -> Iterator[tuple]:
+    decoder = _decoder(engine, options)
+    for plan in plans:
+        rows = []
+        for start in range(0, len(plan.entries), options.batch_size):
+            part = plan.entries[start : start + options.batch_size]
+            batch = decoder({"path": [e.path for e in part], "shard": np.asarray([plan.name] * len(part), object)})
+            rows.append(encode_rows(engine.encoder, batch))
+        yield plan, _shard_columns(plan, rows)
+
+
+# -- Ray ----------------------------------------------------------------------------------------
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as error:
+        raise RayMissingError(INSTALL_HINT) from error
+    return ray
+
+
+def connect(address: str | None = None, num_cpus: int | None = None):
+    """Join `address` (or RAY_ADDRESS), or start a local Ray on this machine's cores."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address != "local":
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                 logging_level="WARNING")
+    return ray
+
+
+def _pool(ray, spec: ModelSpec, options: IndexOptions) -> tuple[int, dict]:
+    """Actors and their resources: one per GPU when the model runs on GPUs, else CPUs − 1
+    (one core is left to the decode tasks)."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus and spec.device in ("auto", "cuda", "gpu"):
+        return options.workers or gpus, {"num_gpus": 1, "num_cpus": 1}
+    cpus = int(resources.get("CPU", 1))
+    return options.workers or max(1, cpus - 1), {"num_cpus": 1}
+
+
+def _spread() -> dict:
+    return {"scheduling_strategy": "SPREAD"}
+
+
+def _ray_shards(spec: ModelSpec, engine, plans: list[sh.ShardPlan], options: IndexOptions,
+                address: str | None) -> Iterator[tuple]:
+    ray = connect(address)
+    import pyarrow as pa
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # shards complete one after another
+    context.enable_progress_bars = False  # clipdesk's own bar counts images written to shards
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    block = max(8, options.batch_size)
+    paths = [(e.path, plan.name) for plan in plans for e in plan.entries]
+    tables = [pa.table({"path": [p for p, _ in paths[i : i + block]], "shard": [s for _, s in paths[i : i + block]]})
+              for i in range(0, len(paths), block)]
+    size, resources = _pool(ray, spec, options)
+    dataset = (
+        ray.data.from_arrow(tables)
+        # SPREAD: decode tasks go to every node, and stay tasks (not fused into the actors).
+        .map_batches(_decoder(engine, options), batch_size=block, batch_format="numpy",
+                     ray_remote_args_fn=_spread)
+        .map_batches(EncodeActor, fn_constructor_kwargs={"spec": spec, "threads": resources["num_cpus"]},
+                     batch_size=options.batch_size, batch_format="numpy",
+                     compute=ray.data.ActorPoolStrategy(size=size), **resources)
+    )
+    pending: dict[str, list[dict]] = {}
+    counts: dict[str, int] = {}
+    wanted = {plan.name: plan for plan in plans}
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for name in dict.fromkeys(batch["shard"]):
+            mask = batch["shard"] == name
+            part = {key: value[mask] for key, value in batch.items()}
+            pending.setdefault(name, []).append(part)
+            counts[name] = counts.get(name, 0) + int(mask.sum())
+            if counts[name] == len(wanted[name].entries):
+                yield wanted[name], _shard_columns(wanted[name], pending.pop(name))

@@ -1,0 +1,90 @@
+"""The ANN index against exact search, its incremental update, and `search --index`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import LABELS
+from test_scale_shards import run_index
+
+from clipdesk.cli import main
+from clipdesk.scale import shards as sh
+from clipdesk.scale.ann import VectorIndex
+
+
+def fake_index(folder, vectors: np.ndarray, per_shard: int) -> dict:
+    """An index folder of `vectors` in shards (every 50th row a decode error), and its manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for n, start in enumerate(range(0, len(vectors), per_shard)):
+        part = vectors[start : start + per_shard]
+        errors = [("bad" if (start + i) % 50 == 7 else None) for i in range(len(part))]
+        name = f"shard-{n:04d}.parquet"
+        sh.write_shard(folder, name, {"path": [f"img{start + i}" for i in range(len(part))],
+                                      "error": errors, "embedding": part}, {})
+        names.append(name)
+    manifest = {"shards": names, "dim": vectors.shape[1]}
+    sh.write_manifest(folder, manifest)
+    return manifest
+
+
+def exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[str]:
+    cosines = vectors @ query
+    cosines[[i for i in range(len(vectors)) if i % 50 == 7]] = -np.inf
+    return [f"img{i}" for i in np.argsort(-cosines, kind="stable")[:k]]
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, dim))
+    x = centres[rng.integers(0, 20, n)] + 0.6 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("library", ["usearch", "faiss"])
+def test_ann_top10_equals_exact_and_grows_incrementally(tmp_path, library):
+    vectors = clustered(3000, 16, seed=1)
+    manifest = fake_index(tmp_path / "idx", vectors[:2000], per_shard=500)
+    index = VectorIndex(tmp_path / "idx", library=library, exact_below=0)
+    assert index.update(manifest) == {"added": 4, "rebuilt": True}
+    queries = clustered(20, 16, seed=2)
+    for query in queries:
+        assert [p for p, _ in index.search(query, 10)] == exact_top(vectors[:2000], query, 10)
+    # Two shards more: added to the saved graph, not rebuilt; a fresh object reads it from disk.
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=500)
+    again = VectorIndex(tmp_path / "idx", library=library, exact_below=0)
+    assert again.update(manifest) == {"added": 2, "rebuilt": False}
+    assert again.update(manifest) == {"added": 0, "rebuilt": False}
+    for query in queries:
+        found = again.search(query, 10)
+        assert [p for p, _ in found] == exact_top(vectors, query, 10)
+        assert [p for p, _ in found] == [p for p, _ in again.search(query, 10, exact=True)]
+        expected = [float(vectors[int(p[3:])] @ query) for p in exact_top(vectors, query, 10)]
+        np.testing.assert_allclose([s for _, s in found], expected, atol=1e-4)
+
+
+def test_small_index_searches_exactly(tmp_path):
+    vectors = clustered(300, 32, seed=3)
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=128)
+    index = VectorIndex(tmp_path / "idx")
+    index.update(manifest)
+    assert not list((tmp_path / "idx" / "ann").glob("hnsw.*"))
+    found = index.search(vectors[5], 10)
+    assert [p for p, _ in found] == exact_top(vectors, vectors[5], 10)
+    assert found[0] == ("img5", pytest.approx(1.0, abs=1e-5))
+
+
+def test_search_index_cli(demo_engine, small_folder, tmp_path, capsys):
+    run_index(demo_engine, [small_folder], tmp_path / "idx", labels=LABELS)
+    target = small_folder / "d1" / "004.png"
+    argv = ["search", "--index", tmp_path / "idx", "--image", target, "--format", "json", "--top-k", "3",
+            "--backend", "torch", "--device", "cpu"]
+    assert main([str(a) for a in argv]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["path"] == str(target) and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert main(["search", "--index", str(tmp_path / "idx"), "--query", "a red circle", "--backend", "torch"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 10
+    assert main(["search", "--index", str(tmp_path / "nowhere"), "--query", "x"]) == 2
+    assert "not a clipdesk index" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""Ray Data end to end on a local 2-CPU Ray (started once for the module): same numbers as the
+single-process CLI, and a resumed run gives the same shards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import LABELS, make_folder
+from test_scale_shards import _assert_same, table
+
+from clipdesk.cli import main
+from clipdesk.core.jobs import run_job
+from clipdesk.scale import shards as sh
+from clipdesk.scale.pipeline import IndexOptions, ModelSpec, index_job
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """One local Ray for the module; its workers get their own cache folders, never the user's."""
+    ray = pytest.importorskip("ray")
+    root = tmp_path_factory.mktemp("ray-user")
+    patch = pytest.MonkeyPatch()
+    for name in ("CACHE", "CONFIG", "DATA"):
+        patch.setenv(f"CLIPDESK_{name}_DIR", str(root / name.lower()))
+    patch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("scale") / "photos", 200)
+
+
+def cli_json(capsys, *argv) -> list[dict]:
+    assert main([str(a) for a in argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ray_classify_equals_single_process(local_ray, folder, tmp_path, capsys, demo_engine):
+    common = ["classify", folder, "--labels", ",".join(LABELS), "--model", "demo", "--backend", "torch",
+              "--device", "cpu", "--format", "json", "--no-cache"]
+    single = cli_json(capsys, *common)
+    scaled = cli_json(capsys, *common, "--ray", "--out", tmp_path / "idx", "--shard-size", "40")
+    assert [row["path"] for row in scaled] == [row["path"] for row in single]
+    assert len(single) == 201 and sum("error" in row for row in scaled) == 1
+    for ours, theirs in zip(scaled, single):
+        assert ours.keys() == theirs.keys()
+        if "error" in theirs:
+            continue
+        assert ours["label"] == theirs["label"]
+        for label in LABELS:
+            assert abs(ours["scores"][label] - theirs["scores"][label]) < 1e-5
+    # The shards hold the embeddings core computes in one process.
+    shards = table(tmp_path / "idx")
+    rows = {p: v for c in shards.values() for p, v, e in zip(c["path"], c["embedding"], c["error"]) if not e}
+    paths = sorted(rows)
+    from pathlib import Path
+
+    reference = run_job(demo_engine.embed_job([Path(p) for p in paths], batch_size=16)).features
+    np.testing.assert_allclose(np.stack([rows[p] for p in paths]), reference, atol=1e-5)
+
+    # Killed and resumed: stop after two shards, drop another, run again — the same shards.
+    spec = ModelSpec("demo", "demo", "cpu", "torch")
+    options = dict(labels=LABELS, shard_size=40, use_ray=True)
+    out = tmp_path / "resumed"
+    stopped = run_job(index_job(spec, [str(folder)], out, demo_engine, IndexOptions(**options, stop_after=2)))
+    assert not stopped.complete and len(sh.existing_shards(out)) == 2
+    resumed = run_job(index_job(spec, [str(folder)], out, demo_engine, IndexOptions(**options)))
+    assert resumed.skipped == 2 and resumed.written == len(resumed.shards) - 2
+    _assert_same(shards, table(out))
