@@ -157,7 +157,7 @@ def _encode_batch(encoder, cache, batch, result, vectors) -> list[tuple]:
         if getattr(encoder, "in_eval_mode", True):  # guard: never cache a training-mode encoder's output
             cache.put_images(encoder.cache_identity, fresh)
         else:
-            log.warning("clipdesk: the model is in training mode; its embeddings are not cached.")
+            log.warning("The model is in training mode; its embeddings are not cached.")
         result.encoded += len(to_encode)
     payload = []
     for item in batch:

@@ -50,6 +50,7 @@ TOWERS = {"visual": VISUAL, "textual": TEXTUAL}
 TEXT_CHUNK = 256  # prompts per text-encoder call: bounds memory for 1,000 labels x 80 templates
 SPIN = False  # runtime threads spin-wait for work? (see open_session)
 RUN_SLICE = {"visual": 8, "textual": 64}  # rows per session.run (see OnnxEncoder._session_run)
+PENDING_NAME = "torch (preparing a faster ONNX version)"
 
 
 # -- choosing the backend and the thread budget ---------------------------------------------------
@@ -525,10 +526,11 @@ class OnnxEncoder:
                                                    self.precision)
         if self._process is None and not bg.export_running(identity):
             return TorchEncoder(self.loaded)  # turned off (CLIPDESK_BACKGROUND_EXPORT=0)
-        log.warning("clipdesk: %s", bg.NOTE)
+        log.warning("%s", bg.NOTE)  # the CLI prints core's notes as `clipdesk: …` lines
         self.note = bg.NOTE
         self._fallback = TorchEncoder(self.loaded)
-        self.name, self.cache_identity = "torch", self._fallback.cache_identity
+        # The window's status bar shows the backend's name: it says what is going on.
+        self.name, self.cache_identity = PENDING_NAME, self._fallback.cache_identity
         self._pending = True
         return self
 
@@ -682,7 +684,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _note_fallback(reason: str) -> None:
-    log.warning("clipdesk: %s; using torch instead.", reason)
+    log.warning("%s; using torch instead.", reason)  # the CLI adds `clipdesk: `
 
 
 def make_onnx_encoder(loaded: LoadedModel, backend: str, precision: str = "fp32", **options) -> Encoder:

@@ -40,7 +40,7 @@ def test_first_use_serves_torch_and_switches_once_the_export_is_verified(cache_r
     images = make_images(3)
     with caplog.at_level(logging.WARNING):
         encoder = run_job(ob.make_onnx_encoder(loaded, "auto").prepare_job())
-    assert isinstance(encoder, ob.OnnxEncoder) and encoder.name == "torch" and encoder._process is not None
+    assert isinstance(encoder, ob.OnnxEncoder) and encoder.name == ob.PENDING_NAME and encoder._process is not None
     assert encoder.note == bg.NOTE and sum(bg.NOTE in r.getMessage() for r in caplog.records) == 1
     engine = Engine(encoder, NullCache())
     first = run_job(engine.embed_job(images))  # served now, by torch
