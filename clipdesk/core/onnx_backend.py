@@ -769,7 +769,14 @@ def quick_identity(arch: str | None, pretrained: str | None) -> tuple[str, str, 
     None where only the full loader can tell (few-shot heads, head-over-base folders, odd paths,
     contradictions, which it reports). Mirrors clipdesk.core.models; a test checks the two agree.
     """
-    from .models import RANDOM_SEED, WEIGHTS_FILE, _is_path, file_fingerprint, read_metadata, resolve_source
+    from .models import (
+        RANDOM_SEED,
+        WEIGHTS_FILE,
+        _is_path,
+        file_fingerprint,
+        read_metadata,
+        resolve_source,
+    )
 
     try:
         arch, pretrained = resolve_source(arch, pretrained)
