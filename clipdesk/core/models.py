@@ -427,10 +427,18 @@ def _load_weights(model, weights: Path, arch: str) -> None:
         raise ModelLoadError(
             f"{weights.name} is not a checkpoint clipdesk reads ({', '.join(CHECKPOINT_SUFFIXES)})."
         )
+    from .safeio import check_regular
+
+    check_regular(weights, "checkpoint")  # a FIFO or a link to /dev/zero is refused, not read
     try:
         # weights_only=True: a .pt/.bin is never unpickled into arbitrary objects.
         load_checkpoint(model, str(weights), strict=True, weights_only=True)
     except Exception as error:  # noqa: BLE001
+        if "weights only load failed" in str(error).lower() or type(error).__name__ == "UnpicklingError":
+            raise ModelLoadError(  # not torch's advice to unpickle it anyway: that is how code runs
+                f"{weights} was refused: it holds pickled Python objects, not just tensors, and "
+                "clipdesk never unpickles them (they can run code); use a .safetensors file."
+            ) from error
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ModelLoadError(
             f"{weights} does not hold weights for the {arch} architecture ({first})."
