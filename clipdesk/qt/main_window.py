@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self.worker = ModelWorker(self)
         self.thumbnails = Thumbnails(parent=self)
-        self.previews = Thumbnails(size=640, parent=self)
+        self.previews = Thumbnails(size=640, parent=self, budget_bytes=16 << 20)
         self.model_info: dict = {}
         self.model_ready = False
         self.notes: list[str] = []  # non-file problems worth listing (label notes)
@@ -143,6 +143,10 @@ class MainWindow(QMainWindow):
         self._message_timer.timeout.connect(self._idle_message)
         self._schedule_timer = QTimer(self, singleShot=True)
         self._schedule_timer.timeout.connect(self._next_job)
+        # Work over every row (problem count, the filter's label list) runs at most every 250 ms
+        # while batches land, not once per batch: its cost grows with the rows loaded.
+        self._later_timer = QTimer(self, singleShot=True, interval=250)
+        self._later_timer.timeout.connect(self._refresh_counts)
         self._restore_session_settings()
         self._build_views()
         self._build_menus()
@@ -150,7 +154,7 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         self.session.on("labels", self._labels_changed)
         self.session.on("options", self._options_changed)
-        self.session.on("changed", lambda _rows: self._update_badge())
+        self.session.on("changed", lambda _rows: self._later_timer.isActive() or self._later_timer.start())
         self.session.on("reset", self._update_badge)
         self.setAcceptDrops(True)
         self.setWindowTitle("clipdesk")
@@ -357,6 +361,10 @@ class MainWindow(QMainWindow):
         else:
             self.status_label.setText(f"{counts['done']} of {total} images classified.")
 
+    def _refresh_counts(self) -> None:
+        self._update_badge()
+        self._refresh_filter()
+
     def _update_badge(self) -> None:
         problems = sum(1 for item in self.session.items if item.error) + len(self.notes)
         self.badge.setText(f"⚠ {problems} problem{'s' if problems != 1 else ''}")
@@ -546,16 +554,15 @@ class MainWindow(QMainWindow):
 
     def _found(self, scan) -> None:
         files, errors = scan.files, scan.errors
-        self.notes = [*scan.notes(), *(n for n in self.notes if n not in self.scan_notes)]
-        self.scan_notes = scan.notes()
+        self.notes = [*scan.problems(), *(n for n in self.notes if n not in self.scan_notes)]
+        self.scan_notes = scan.problems()
         self._update_badge()
         added = self.session.add_paths(files)
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
-        self.thumbnails.request(added)
         note = f" ({skipped} already loaded)" if skipped else ""
-        note += "".join(f" {line}" for line in self.scan_notes if "skipped" in line)
-        self.show_message(f"Added {len(added)} image{'s' if len(added) != 1 else ''}{note}.", 5000)
+        scanned = "".join(f" {line}" for line in scan.notes())  # skipped types, RAW pairs
+        self.show_message(f"Added {len(added)} image{'s' if len(added) != 1 else ''}{note}.{scanned}", 5000)
         self.images_added.emit(added)
         self._paused = False
         self._schedule()
@@ -625,7 +632,8 @@ class MainWindow(QMainWindow):
     def clear_images(self) -> None:
         self.worker.cancel("classify")
         self.worker.cancel("search")
-        self.thumbnails.forget([item.path for item in self.session.items])
+        self.thumbnails.clear()
+        self.previews.clear()
         self.session.clear()
         self.details.show_path(None)
         self._refresh_filter()
@@ -658,6 +666,7 @@ class MainWindow(QMainWindow):
             if self._needs_rescore():
                 self._start_rescore()
             else:
+                self._refresh_counts()
                 self._idle_message()
                 self.idle.emit()
 
@@ -724,7 +733,8 @@ class MainWindow(QMainWindow):
             self.show_message(f"Classifying {run.done}/{run.total} images · {rate:.1f} img/s · "
                               f"ETA {eta:.0f} s")
         self.results_updated.emit()
-        self._refresh_filter()
+        if not self._later_timer.isActive():
+            self._later_timer.start()
 
     def _classify_done(self, task: Task, paths: list[Path], result, error=None) -> None:
         self._in_flight.difference_update(paths)
@@ -966,7 +976,7 @@ class MainWindow(QMainWindow):
             self._follow_moves(restored)
         self.last_sort = None
         self.undo_sort_action.setEnabled(False)
-        self.show_message(f"Undid the last sort ({len(restored)} files).", 6000)
+        self.show_message(restored.message, 8000)  # says how many were restored and which were kept
 
     def import_labels(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import labels", self.settings["last_folder"],
