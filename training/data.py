@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from clipdesk.core.errors import ClipdeskError
-from clipdesk.core.images import open_image
+from clipdesk.core.images import open_image, pair_raw_files
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
 from clipdesk.core.safeio import SIZE_LIMITS, read_bytes_guarded, read_text_guarded
 
@@ -158,7 +158,11 @@ def _class_images(folder: Path) -> tuple[list[Path], list[str]]:
         notes.append(f"{folder.name}/: {len(others)} file(s) that are not images ignored ({examples}).")
     if hidden:
         notes.append(f"{folder.name}/: {hidden} hidden file(s) or folder(s) ignored.")
-    return sorted(images), notes
+    images, twins = pair_raw_files(sorted(images))  # one photo, not two (nor one in each split)
+    if twins:
+        notes.append(f"{folder.name}/: {len(twins)} RAW file(s) beside a JPEG of the same name; "
+                     "the JPEG is used.")
+    return images, notes
 
 
 def verify_job(summary: DatasetSummary, cancel: CancelToken | None = None,

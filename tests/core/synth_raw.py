@@ -5,7 +5,7 @@ from an RGB picture; the colour matrix declares the camera's space to be linear 
 demosaic gives back roughly the picture's colours. `preview=` adds what cameras embed: a JPEG
 in IFD0 (NewSubFileType 1) with the raw in a SubIFD — what LibRaw's `extract_thumb` returns.
 tifffile cannot write JPEG-compressed strips without imagecodecs, so the JPEG's bytes are written
-as an uncompressed strip and the Compression/Photometric/StripByteCounts tags patched in place.
+as a 1-row greyscale strip and the tags describing the strip are then rewritten in place.
 """
 
 from __future__ import annotations
@@ -87,17 +87,14 @@ def write_dng(path: Path, rgb: np.ndarray, orientation: int = 1,
     if preview_exif and jpeg[2:4] == b"\xff\xe0":  # cameras start with APP1 Exif, not JFIF
         jpeg = jpeg[:2] + jpeg[4 + int.from_bytes(jpeg[4:6], "big"):]
     height, width = preview.shape[:2]
-    if len(jpeg) > height * width * 3:
-        raise ValueError("the preview's JPEG is larger than its uncompressed strip")
-    strip = np.zeros(height * width * 3, np.uint8)
-    strip[: len(jpeg)] = np.frombuffer(jpeg, np.uint8)
-    with tifffile.TiffWriter(path) as tif:
-        tif.write(strip.reshape(height, width, 3), photometric="rgb", subfiletype=1, subifds=1,
-                  rowsperstrip=height, extratags=_camera_tags(orientation))
+    with tifffile.TiffWriter(path) as tif:  # the JPEG's bytes as one 1-row greyscale strip
+        tif.write(np.frombuffer(jpeg, np.uint8).reshape(1, -1), photometric="minisblack",
+                  subfiletype=1, subifds=1, rowsperstrip=1, extratags=_camera_tags(orientation))
         tif.write(cfa, photometric=32803, subfiletype=0, extratags=_raw_tags(WHITE))
-    with tifffile.TiffFile(path, mode="r+b") as tif:
+    with tifffile.TiffFile(path, mode="r+b") as tif:  # ... then described as what it is
         tags = tif.pages[0].tags
-        tags["Compression"].overwrite(7)  # JPEG
-        tags["PhotometricInterpretation"].overwrite(6)  # YCbCr, as a JPEG strip is
-        tags["StripByteCounts"].overwrite((len(jpeg),))
+        for name, value in [("ImageWidth", width), ("ImageLength", height), ("SamplesPerPixel", 3),
+                            ("BitsPerSample", (8, 8, 8)), ("RowsPerStrip", height),
+                            ("Compression", 7), ("PhotometricInterpretation", 6)]:  # JPEG, YCbCr
+            tags[name].overwrite(value)
     return path

@@ -285,9 +285,13 @@ def test_training_folders_take_heic_and_raw(tmp_path):
     write_dng(root / "cat" / "b.dng", synth_array(2, 96, 64), 1)
     save_with_orientation(root / "dog" / "c.avif", synth_array(3), 1, "AVIF")
     save_image(root / "dog" / "d.jpg", seed=4)
+    save_image(root / "dog" / "IMG_1.JPG", seed=5)
+    write_dng(root / "dog" / "IMG_1.dng", synth_array(5, 96, 64), 1)  # the same photo, not a third
     summary = scan_dataset(root)
     assert summary.classes == ["cat", "dog"]
-    assert summary.counts == {"cat": 2, "dog": 2}
+    assert summary.counts == {"cat": 2, "dog": 3}
+    assert [p.name for p in summary.files["dog"]] == ["IMG_1.JPG", "c.avif", "d.jpg"]
+    assert any("RAW file(s) beside a JPEG" in line for line in summary.skipped)
 
 
 @pytest.mark.parametrize("separate", [False, True])
