@@ -52,6 +52,7 @@ class FinetuneConfig:
     min_per_class: int = 2
     workers: int | None = None  # decoding processes (full, captions); None: by dataset size
     resume: bool = True  # pick up the saved state of an interrupted identical run
+    overwrite: bool = False  # replace a model already in `out` (nothing else is ever written over)
 
     @property
     def resolved_epochs(self) -> int:
@@ -94,6 +95,11 @@ class FinetuneResult:
     history: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     resumed_from: int | None = None
+    # The honest "after" figure: accuracy, images, how they were held out, 95 % interval
+    # (training.report.evaluation_record); accuracy_after equals its accuracy.
+    evaluation: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. the training loss did not fall
+    fine_tuned_state: Any = field(default=None, repr=False, compare=False)  # full: the weights at α = 1
     # The trained model in memory (a clipdesk LoadedModel, head attached for quick), so "Use this
     # model" needs no reload; loading `model_dir` gives identical logits.
     loaded: Any = field(default=None, repr=False, compare=False)
@@ -104,7 +110,7 @@ class FinetuneResult:
             "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after,
             "per_class": self.per_class, "per_class_before": self.per_class_before,
             "confusion": self.confusion, "alpha": self.alpha, "head": self.head_kind,
-            "forgetting": self.forgetting,
+            "forgetting": self.forgetting, "evaluation": self.evaluation, "warnings": self.warnings,
             "confusion_png": str(self.confusion_png) if self.confusion_png else None,
         }
 
@@ -130,6 +136,9 @@ def finetune_job(config: FinetuneConfig, cancel: CancelToken | None = None) -> J
     """Train with `config.method` and write the model folder; the result carries the report."""
     if config.method not in METHODS:
         raise DataError(f"Unknown method '{config.method}'; choose quick, full or captions.")
+    from .checkpoint import output_dir
+
+    output_dir(Path(config.folder), config.method, config.out, config.name, config.overwrite)  # fail now, not after training
     if config.method == "quick":
         from .quick import quick_job as job
     elif config.method == "full":

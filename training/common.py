@@ -81,6 +81,31 @@ def class_weights(model, loaded, classes: Sequence[str], templates: str, device)
     return weights.float().T.cpu()
 
 
+def stratified_split(paths: Sequence[Path], labels: Sequence[int], fraction: float,
+                     seed: int) -> tuple[list[Path], list[int], list[Path], list[int]]:
+    """Seeded per-class split (train_paths, train_labels, held_paths, held_labels); a class keeps
+    at least one image for training, and gives at least one away when it has two or more."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for label in sorted(set(labels)):
+        members = [p for p, y in zip(paths, labels) if y == label]
+        order = rng.permutation(len(members))
+        n_held = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held += [(members[j], label) for j in order[:n_held]]
+        train += [(members[j], label) for j in order[n_held:]]
+    return [p for p, _ in train], [y for _, y in train], [p for p, _ in held], [y for _, y in held]
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def default_full_lr(n_parameters: int) -> float:
+    """Fine-tuning rate by model size: 1e-5 for ViT-B-sized CLIPs (≈150 M parameters, FLYP's and
+    WiSE-FT's setting), larger for small models (∝ 1/√size), at most 3e-4."""
+    return float(min(3e-4, max(5e-6, 1e-5 * (150e6 / max(n_parameters, 1)) ** 0.5)))
+
+
 def predictions(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
     return (features @ weights.T).argmax(dim=1).numpy()
 

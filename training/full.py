@@ -2,10 +2,12 @@
 
 Batches of (image, class prompt) go through the contrastive loop (training.loop) with
 same-class pairs masked, so a batch with repeated classes never pushes a cat photo away from
-"a photo of a cat". The best validation epoch is then mixed with the starting weights
-(WiSE-FT, Wortsman et al., 2022): α from 0 (the base model) to 1 (fine-tuned) in steps of 0.1,
-picked on validation accuracy. The forgetting guard compares the model's zero-shot answers on a
-generic label set with the base model's, over the validation images.
+"a photo of a cat". The folder is split three ways: training images, validation images that
+choose the epoch (lowest validation loss, with patience) and the WiSE-FT mix (Wortsman et al.,
+2022: α from 0, the base model, to 1, fine-tuned), and test images that choose nothing and give
+the reported accuracy. Tiny folders still get a minimum number of optimisation steps, and the
+learning rate follows the model's size. The forgetting guard compares the model's zero-shot
+answers on a generic label set with the base model's, over the test images.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from clipdesk.core.jobs import CancelToken, Job, Progress
 from clipdesk.core.models import load_model_job
 
 from .checkpoint import STATE_DIR, base_metadata, output_dir, portable_reference, write_model_folder
-from .common import GENERIC_LABELS, class_prompts, class_weights, fingerprint, train_transform
+from .common import (
+    GENERIC_LABELS,
+    class_prompts,
+    class_weights,
+    default_full_lr,
+    fingerprint,
+    parameter_count,
+    stratified_split,
+    train_transform,
+)
 from .data import (
     DataError,
     ImageDataset,
@@ -28,18 +39,23 @@ from .data import (
     check_dataset,
     scan_dataset,
     split_dataset,
+    verify_dataset,
+    verify_job,
 )
 from .loop import (
     LoopConfig,
+    TrainingError,
     amp_context,
+    check_finite_state,
     clear_state,
     contrastive_train_job,
     cpu_state,
     dist_info,
     init_distributed,
     is_writer,
+    loss_trend,
 )
-from .report import confusion_matrix, per_class_accuracy, write_confusion_png
+from .report import confusion_matrix, evaluation_record, per_class_accuracy, write_confusion_png
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -90,52 +106,88 @@ class Validator:
             result["generic"] = (features @ labels.T).argmax(1).numpy()
         return result
 
+    def early_stopping(self, model) -> dict:
+        """The loop's per-epoch score: minus the validation loss (smoother than accuracy on a few images)."""
+        result = self.evaluate(model, generic=False)
+        return {"metric": -result["loss"], "accuracy": result["accuracy"], "loss": result["loss"]}
+
+
+MIN_STEPS = 150  # optimisation steps a default run makes at least, however small the folder
+MIN_PATIENCE_STEPS = 40  # early stopping waits at least this many steps without a better loss
+
+
+def plan_loop(config, n_train: int, world: int, n_parameters: int) -> LoopConfig:
+    """Defaults that fit the data and the model: enough steps for tiny folders (a minimum number
+    of steps, not epochs), patience in steps, the learning rate by model size."""
+    batch = max(2 * world, min(config.batch_size, n_train - n_train % world))
+    batch -= batch % world
+    steps_per_epoch = max(1, -(-n_train // batch) // max(1, config.accum_steps))
+    epochs = config.epochs or max(config.resolved_epochs, -(-MIN_STEPS // steps_per_epoch))
+    patience = config.patience
+    if patience is not None:
+        patience = max(patience, -(-MIN_PATIENCE_STEPS // steps_per_epoch))
+    lr = float(config.lr) if config.lr is not None else default_full_lr(n_parameters)
+    return LoopConfig(epochs=epochs, lr=lr, batch_size=batch, accum_steps=config.accum_steps, seed=config.seed,
+                      patience=patience, num_workers=config.resolved_workers(n_train))
+
+
+def full_splits(config, summary) -> tuple[list[str], tuple, tuple, tuple, str]:
+    """train (fit) / val (early stopping, α) / test (the honest figure: it chooses nothing)."""
+    val_summary = verify_dataset(scan_dataset(config.val_folder)) if config.val_folder else None
+    outer = split_dataset(summary, config.val_split, config.seed, val_summary)
+    train_p, train_y, val_p, val_y = stratified_split(outer.train_paths, outer.train_labels, 0.2, config.seed + 1)
+    how = "a separate validation folder" if val_summary else \
+        f"a held-out {len(outer.val_paths)}-image split never used for training or choosing"
+    return outer.classes, (train_p, train_y), (val_p, val_y), (outer.val_paths, outer.val_labels), how
+
 
 def full_job(config, cancel: CancelToken | None = None):
-    """scan → split → FLYP training (resumable) → WiSE-FT sweep → model folder + report."""
+    """scan → split → FLYP training (resumable) → WiSE-FT sweep → model folder + honest report."""
     from .api import FinetuneResult
 
     device_name = init_distributed(config.device)
     summary = scan_dataset(config.folder)
     check_dataset(summary, config.min_per_class)
-    val_summary = scan_dataset(config.val_folder) if config.val_folder else None
-    split = split_dataset(summary, config.val_split, config.seed, val_summary)
-    classes = split.classes
+    summary = yield from verify_job(summary, cancel)  # training never meets an unreadable file
+    check_dataset(summary, config.min_per_class)  # again: corrupt files may leave a class too small
+    classes, (train_p, train_y), (val_p, val_y), (test_p, test_y), how = full_splits(config, summary)
     _, world = dist_info()
-    if len(split.train_paths) < 2 * world:
-        raise DataError(f"Too few training images ({len(split.train_paths)}) for contrastive fine-tuning.")
+    if len(train_p) < 2 * world:
+        raise DataError(f"Too few training images ({len(train_p)}) for contrastive fine-tuning.")
     loaded = yield from load_model_job(config.arch, config.pretrained, device_name, cancel)
     model, device = loaded.model, loaded.device
     base_state = cpu_state(model)
-    out = output_dir(Path(config.folder), "full", config.out, config.name)
+    out = output_dir(Path(config.folder), "full", config.out, config.name, config.overwrite)
 
     yield Progress(0, None, "Measuring the zero-shot baseline")
-    validator = Validator(loaded, split.val_paths, split.val_labels, classes, config.templates, device)
-    before = validator.evaluate(model.eval())
+    validator = Validator(loaded, val_p, val_y, classes, config.templates, device)
+    tester = Validator(loaded, test_p, test_y, classes, config.templates, device)
+    before = tester.evaluate(model.eval())
     group_tokens = loaded.tokenizer(class_prompts(classes, config.templates))
-    dataset = ImageDataset(split.train_paths, split.train_labels, train_transform(loaded), seed=config.seed)
-    batch = min(config.batch_size, len(dataset) - len(dataset) % world)
-    batch -= batch % world
-    loop_config = LoopConfig(epochs=config.resolved_epochs, lr=config.resolved_lr, batch_size=batch,
-                             accum_steps=config.accum_steps, seed=config.seed, patience=config.patience,
-                             num_workers=config.resolved_workers(len(dataset)))
-    run_id = fingerprint(method="full", arch=config.arch, pretrained=config.pretrained,
-                         train=split.train_paths, val=split.val_paths, classes=classes,
-                         config=loop_config.__dict__, templates=config.templates, world=world)
+    dataset = ImageDataset(train_p, train_y, train_transform(loaded), seed=config.seed)
+    loop_config = plan_loop(config, len(dataset), world, parameter_count(model))
+    run_id = fingerprint(method="full", arch=config.arch, pretrained=config.pretrained, train=train_p, val=val_p,
+                         classes=classes, config=loop_config.__dict__, templates=config.templates, world=world)
     if not config.resume:
         clear_state(out / STATE_DIR)
     loop = yield from contrastive_train_job(
-        model, dataset, loop_config, device, group_tokens=group_tokens,
-        evaluate=lambda m: validator.evaluate(m, generic=False)["accuracy"], state_dir=out / STATE_DIR,
-        fingerprint=run_id, cancel=cancel)
+        model, dataset, loop_config, device, group_tokens=group_tokens, evaluate=validator.early_stopping,
+        state_dir=out / STATE_DIR, fingerprint=run_id, cancel=cancel)
+    if loop.steps == 0:
+        raise TrainingError("No optimisation step was made; nothing to save.")
+    warnings = [w for w in [loss_trend(loop.history)] if w]
 
-    alpha, after, sweep = yield from wise_ft_sweep(model, validator, base_state, loop.state, cancel)
+    alpha, _, sweep = yield from wise_ft_sweep(model, validator, base_state, loop.state, cancel)
     final_state = wise_mix(base_state, loop.state, alpha)
+    check_finite_state(final_state, "fine-tuned weights")
     model.load_state_dict(final_state)
     model.eval()
-    true = split.val_labels
-    confusion = confusion_matrix(true, after["pred"], len(classes))
-    before_confusion = confusion_matrix(true, before["pred"], len(classes))
+    after = tester.evaluate(model)
+    record = evaluation_record(test_y, after["pred"], how)
+    record.update(selected_on=f"{len(val_p)} validation images (best epoch by loss, WiSE-FT α)",
+                  train_images=len(train_p))
+    confusion = confusion_matrix(test_y, after["pred"], len(classes))
+    before_confusion = confusion_matrix(test_y, before["pred"], len(classes))
     forgetting = {"generic_agreement": float(np.mean(after["generic"] == before["generic"])),
                   "generic_labels": len(GENERIC_LABELS)}
     png = None
@@ -145,10 +197,10 @@ def full_job(config, cancel: CancelToken | None = None):
         metadata["alpha"] = alpha
         metadata["validation"] = {
             "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
-            "accuracy_fine_tuned": sweep[-1]["accuracy"], "wise_ft": sweep,
-            "per_class": per_class_accuracy(classes, confusion), "forgetting": forgetting,
-            "best_epoch": loop.best_epoch, "steps": loop.steps,
-            "train_images": len(split.train_paths), "val_images": len(split.val_paths),
+            "evaluation": record, "wise_ft": sweep, "per_class": per_class_accuracy(classes, confusion),
+            "forgetting": forgetting, "best_epoch": loop.best_epoch, "steps": loop.steps, "lr": loop_config.lr,
+            "train_images": len(train_p), "val_images": len(val_p), "test_images": len(test_p),
+            "warnings": warnings,
         }
         write_model_folder(out, metadata, weights=final_state)
         png = write_confusion_png(out / "confusion.png", classes, confusion)
@@ -157,17 +209,18 @@ def full_job(config, cancel: CancelToken | None = None):
     return FinetuneResult(
         model_dir=out, classes=classes, accuracy_before=before["accuracy"],
         accuracy_after=after["accuracy"], per_class=per_class_accuracy(classes, confusion),
-        confusion=confusion, val_paths=list(split.val_paths), val_true=list(true),
+        confusion=confusion, val_paths=list(test_p), val_true=list(test_y),
         val_pred=after["pred"].tolist(), method="full",
         per_class_before=per_class_accuracy(classes, before_confusion), confusion_png=png,
         alpha=alpha, forgetting=forgetting, history=loop.history, skipped=list(summary.skipped),
-        resumed_from=loop.resumed_from, loaded=loaded,
+        resumed_from=loop.resumed_from, evaluation=record, warnings=warnings, loaded=loaded,
+        fine_tuned_state=loop.state,
     )
 
 
 def wise_ft_sweep(model, validator: Validator, base: dict, tuned: dict,
                   cancel: CancelToken | None) -> Job[tuple[float, dict, list[dict]]]:
-    """Validation accuracy for each α; the best wins (ties: lower validation loss)."""
+    """Validation loss and accuracy for each α; the lowest loss wins (ties: accuracy, then less α)."""
     from clipdesk.core.jobs import check
 
     results, sweep = {}, []
@@ -182,5 +235,6 @@ def wise_ft_sweep(model, validator: Validator, base: dict, tuned: dict,
                       "generic_agreement": float(np.mean(results[alpha]["generic"] == reference))})
         yield Progress(n + 1, len(ALPHAS), "WiSE-FT: choosing the weight mix", unit="α",
                        payload={"kind": "wise", "alpha": alpha, "accuracy": results[alpha]["accuracy"]})
-    best = max(ALPHAS, key=lambda a: (results[a]["accuracy"], -results[a]["loss"]))
+    # Loss first: on a few validation images accuracy ties often; the loss tells mixes apart.
+    best = min(ALPHAS, key=lambda a: (round(results[a]["loss"], 4), -results[a]["accuracy"], a))
     return best, results[best], sweep

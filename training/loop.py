@@ -28,9 +28,14 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
+from clipdesk.core.errors import ClipdeskError
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
 
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp: temperature never below 0.01
+
+
+class TrainingError(ClipdeskError):
+    """Training cannot go on (a non-finite loss, no optimisation step possible); one sentence."""
 
 
 @dataclass
@@ -135,6 +140,27 @@ def make_loss(groups_masked: bool = True) -> ClipLoss:
     return cls(local_loss=False, gather_with_grad=world > 1, rank=rank, world_size=world)
 
 
+def check_finite_state(state: dict, what: str) -> None:
+    """Never keep or save weights with NaN/inf in them."""
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise TrainingError(f"The {what} hold non-finite values (first: {bad[0]}); lower the learning rate "
+                            "and train again.")
+
+
+def loss_trend(history: list[dict]) -> str | None:
+    """A warning when the training loss did not fall (last quarter of steps vs the first)."""
+    losses = [h["loss"] for h in history if h.get("kind") == "train"]
+    if len(losses) < 4:
+        return None
+    quarter = max(1, len(losses) // 4)
+    first, last = float(np.mean(losses[:quarter])), float(np.mean(losses[-quarter:]))
+    if last < 0.97 * first:
+        return None
+    return (f"the training loss did not fall ({first:.3f} → {last:.3f} over {len(losses)} steps); "
+            "the learning rate may be too low or too high for this model.")
+
+
 def batch_texts(batch: dict, group_tokens):
     """Unique texts of a batch and each item's group id (first item of a group supplies the text)."""
     groups = batch["group"]
@@ -175,15 +201,22 @@ def cpu_state(model) -> dict:
 
 # -- the schedule of batches --------------------------------------------------------------------
 def epoch_batches(n_items: int, batch_size: int, epoch: int, seed: int, world: int) -> list[list[int]]:
-    """Seeded shuffled global batches; a partial last batch is cut to a multiple of the world size
-    and batches of fewer than two items (no negatives) are dropped."""
+    """Seeded shuffled global batches; a partial last batch is cut to a multiple of the world size.
+
+    A contrastive batch needs negatives, so batches hold at least two items per process (batch
+    size 1 becomes 2) and a last batch too small for that joins the one before it; a set with a
+    single item has no batch at all.
+    """
     order = np.random.default_rng([seed, epoch]).permutation(n_items).tolist()
+    size = max(batch_size, 2 * world) if batch_size < 2 else batch_size
     batches = []
-    for start in range(0, n_items, batch_size):
-        batch = order[start:start + batch_size]
+    for start in range(0, n_items, size):
+        batch = order[start:start + size]
         batch = batch[: len(batch) - len(batch) % world]
         if len(batch) >= max(2, world):
             batches.append(batch)
+        elif batches and batch:  # too small alone: ride along with the previous batch
+            batches[-1] = batches[-1] + batch
     return batches
 
 
@@ -292,15 +325,17 @@ def contrastive_train_job(
 ) -> Job[LoopResult]:
     """Train both towers contrastively; yields train/val `Progress` payloads, returns `LoopResult`.
 
-    `evaluate(model) -> metric` (higher is better) runs after every epoch in eval mode; the best
-    epoch's weights are returned, and `config.patience` epochs without gain stop the run early.
+    `evaluate(model)` runs after every epoch in eval mode and returns a metric (higher is
+    better) or a dict {"metric", "accuracy", "loss"}; the best epoch's weights are returned, and
+    `config.patience` epochs without gain stop the run early. A non-finite loss stops the run
+    with a `TrainingError`; a run that could make no optimisation step is refused up front.
     Under torchrun every rank runs this with the same arguments; rank 0 alone writes state.
     """
     rank, world = dist_info()
     if config.batch_size % world:
-        from clipdesk.core.errors import ClipdeskError
-
-        raise ClipdeskError(f"The batch size ({config.batch_size}) must be a multiple of the {world} processes.")
+        raise TrainingError(f"The batch size ({config.batch_size}) must be a multiple of the {world} processes.")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise TrainingError(f"The learning rate must be a positive number (got {config.lr}).")
     model.to(device)
     if group_tokens is not None:
         group_tokens = group_tokens.to(device)
@@ -318,7 +353,10 @@ def contrastive_train_job(
     per_epoch = [len(epoch_batches(len(train_set), config.batch_size, e, config.seed, world))
                  for e in range(config.epochs)]
     steps_per_epoch = [math.ceil(n / config.accum_steps) for n in per_epoch]
-    total_steps = max(1, sum(steps_per_epoch))
+    if sum(steps_per_epoch) == 0:
+        raise TrainingError(f"{len(train_set)} training item(s) make no contrastive batch of two; "
+                            "add images or lower the validation share.")
+    total_steps = sum(steps_per_epoch)
     warmup = max(1, int(config.warmup_fraction * total_steps))
 
     store = StateStore(state_dir, fingerprint)
@@ -366,6 +404,9 @@ def contrastive_train_job(
                 with amp_context(device):
                     loss = contrastive_loss(wrapped, loss_fn, images, texts.to(device),
                                             inverse.to(device), groups.to(device))
+                if not torch.isfinite(loss.detach()):
+                    raise TrainingError(f"The training loss became {float(loss.detach())} at step {step + 1}; lower the "
+                                        "learning rate and train again (nothing was saved).")
                 scaled = loss / n_micro
                 (scaler.scale(scaled) if scaler else scaled).backward()
             running += float(loss.detach()) / n_micro
@@ -392,8 +433,12 @@ def contrastive_train_job(
         if evaluate is not None:
             model.eval()
             with torch.no_grad():
-                metric = float(evaluate(model))
-            payload = {"kind": "val", "epoch": epoch + 1, "accuracy": metric}
+                scores = evaluate(model)
+            scores = scores if isinstance(scores, dict) else {"metric": float(scores)}
+            metric = float(scores["metric"])
+            payload = {"kind": "val", "epoch": epoch + 1, "accuracy": scores.get("accuracy", metric)}
+            if "loss" in scores:
+                payload["loss"] = scores["loss"]
             result.history.append(payload)
             if result.best_metric is None or metric > result.best_metric:
                 result.best_metric, result.best_epoch = metric, epoch + 1
@@ -402,9 +447,11 @@ def contrastive_train_job(
                 bad_epochs += 1
             yield Progress(step, total_steps, "Training", unit="step", started=started.started,
                            payload=payload)
+        check_finite_state(model.state_dict(), "weights after this epoch")
         save(epoch + 1, 0, best_changed)
     model.eval()
     result.state = best_state if best_state is not None else cpu_state(model)
+    check_finite_state(result.state, "trained weights")
     result.steps = step
     return result
 

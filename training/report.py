@@ -7,6 +7,60 @@ from pathlib import Path
 
 import numpy as np
 
+SMALL_EVALUATION = 100  # below this many images, an accuracy comes with its 95 % interval
+GOLD_STANDARD = ("For the real test, run `clipdesk evaluate` on a separate labelled folder the "
+                 "training never saw.")
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion: sound at small n and at 0 % or 100 %."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = correct / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def evaluation_record(true: Sequence[int], pred: Sequence[int], how: str) -> dict:
+    """The honest "after" figure: accuracy, how many images it rests on, how they were held out,
+    and its 95 % interval."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    correct = int((true == pred).sum())
+    low, high = wilson_interval(correct, len(true))
+    return {"accuracy": correct / len(true) if len(true) else 0.0, "correct": correct,
+            "images": int(len(true)), "method": how, "interval_95": [low, high],
+            "small": bool(len(true) < SMALL_EVALUATION), "gold_standard": GOLD_STANDARD}
+
+
+def accuracy_text(record: dict, plain: bool = True) -> str:
+    """"71.0 % (95 % interval 58–81 %, 62 images)" — the interval only when the set is small."""
+    accuracy = f"{record['accuracy']:.1%}"
+    if not plain:
+        accuracy = f"<b>{accuracy}</b>"
+    low, high = record["interval_95"]
+    if record.get("small", record["images"] < SMALL_EVALUATION):
+        return f"{accuracy} (95 % interval {low:.0%}–{high:.0%}, {record['images']} images)"
+    return f"{accuracy} on {record['images']} images"
+
+
+def honest_lines(result) -> list[str]:
+    """The report's first lines: before → after on images that made no choice, and where from."""
+    record = result.evaluation
+    if not record:
+        return [f"Validation accuracy: {result.accuracy_before:.1%} zero-shot → {result.accuracy_after:.1%}"]
+    lines = [f"Accuracy on images that chose nothing ({record['method']}):",
+             f"  zero-shot {result.accuracy_before:.1%} → after {result.method} fine-tuning "
+             f"{accuracy_text(record)}"]
+    if record.get("candidate"):
+        lines.append(f"  head chosen by cross-validation: {record['candidate']}")
+    if record.get("selected_on"):
+        lines.append(f"  (the settings were chosen on {record['selected_on']})")
+    lines.append(record["gold_standard"])
+    lines.extend(f"Warning: {text}" for text in getattr(result, "warnings", []) or [])
+    return lines
+
 
 def confusion_matrix(true: Sequence[int], pred: Sequence[int], n_classes: int) -> list[list[int]]:
     """Rows are the true class, columns the predicted one."""

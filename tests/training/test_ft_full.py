@@ -53,7 +53,13 @@ def test_metadata_records_the_run(full_run):
     assert metadata["base_pretrained"] == "none" and metadata["templates"] == "photo"
     sweep = metadata["validation"]["wise_ft"]
     assert [s["alpha"] for s in sweep] == list(ALPHAS)
-    assert max(s["accuracy"] for s in sweep) == result.accuracy_after
+    chosen = min(sweep, key=lambda s: (round(s["loss"], 4), -s["accuracy"], s["alpha"]))
+    assert chosen["alpha"] == result.alpha  # α is chosen on validation loss …
+    record = metadata["validation"]["evaluation"]
+    assert record["accuracy"] == result.accuracy_after  # … and the figure comes from the test images
+    assert record["images"] == metadata["validation"]["test_images"] == len(result.val_paths)
+    val_and_train = metadata["validation"]["val_images"] + metadata["validation"]["train_images"]
+    assert val_and_train + record["images"] == 32
     assert not (result.model_dir / ".resume").exists()  # state is removed once the model is safe
 
 

@@ -47,6 +47,20 @@ def load_training_api() -> Any:
     return api
 
 
+def accuracy_html(result) -> str:
+    """Before → after on images that chose nothing, with the 95 % interval when they are few."""
+    record = getattr(result, "evaluation", None) or {}
+    change = result.accuracy_after - result.accuracy_before
+    if not record:
+        return (f"Accuracy before (zero-shot): <b>{result.accuracy_before:.1%}</b> → after: "
+                f"<b>{result.accuracy_after:.1%}</b> ({change:+.1%}) on {len(result.val_true)} images")
+    low, high = record["interval_95"]
+    interval = (f" (95 % interval {low:.0%}–{high:.0%})" if record.get("small") else "")
+    return (f"Accuracy before (zero-shot): <b>{result.accuracy_before:.1%}</b> → after: "
+            f"<b>{result.accuracy_after:.1%}</b>{interval} ({change:+.1%}) on {record['images']} images, "
+            f"from {record['method']}.<br><small>{record.get('gold_standard', '')}</small>")
+
+
 class FinetuneDialog(QDialog):
     use_model = Signal(object)  # the fine-tuned model's folder
 
@@ -103,8 +117,14 @@ class FinetuneDialog(QDialog):
 
         self.accuracy = QLabel()
         self.accuracy.setObjectName("accuracyLabel")
+        self.accuracy.setWordWrap(True)
         self.confusion = QTableWidget()
         self.confusion.setObjectName("confusionTable")
+        # Columns share the panel's width (numbered headers, names in the rows): never a side scroll.
+        self.confusion.horizontalHeader().setMinimumSectionSize(22)
+        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.confusion.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.confusion.cellClicked.connect(self.show_cell)
         self.confusion.setToolTip("Rows: true class · columns: predicted. Click a cell to list its images.")
         self.cell_images = QListWidget()
@@ -136,7 +156,7 @@ class FinetuneDialog(QDialog):
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
         run_layout.addLayout(buttons)
-        results = QGroupBox("Result on the validation images")
+        results = QGroupBox("Result on images that chose nothing (not used to fit or to pick settings)")
         results_layout = QVBoxLayout(results)
         results_layout.addWidget(self.accuracy)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -268,10 +288,7 @@ class FinetuneDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(f"Saved to {result.model_dir}")
-        change = result.accuracy_after - result.accuracy_before
-        self.accuracy.setText(
-            f"Accuracy before (zero-shot): <b>{result.accuracy_before:.1%}</b> → after: "
-            f"<b>{result.accuracy_after:.1%}</b> ({change:+.1%}) on {len(result.val_true)} images")
+        self.accuracy.setText(accuracy_html(result))
         self._fill_confusion(result)
         self.use_button.setEnabled(True)
 
@@ -285,8 +302,10 @@ class FinetuneDialog(QDialog):
         classes = list(result.classes)
         self.confusion.setRowCount(len(classes))
         self.confusion.setColumnCount(len(classes))
-        self.confusion.setHorizontalHeaderLabels([f"→ {c}" for c in classes])
-        self.confusion.setVerticalHeaderLabels(classes)
+        self.confusion.setHorizontalHeaderLabels([str(i + 1) for i in range(len(classes))])
+        self.confusion.setVerticalHeaderLabels([f"{i + 1}  {c[:28]}" for i, c in enumerate(classes)])
+        for j, name in enumerate(classes):
+            self.confusion.horizontalHeaderItem(j).setToolTip(f"predicted: {name}")
         peak = max((max(row) for row in result.confusion if row), default=1) or 1
         for i, row in enumerate(result.confusion):
             for j, count in enumerate(row):
@@ -295,8 +314,8 @@ class FinetuneDialog(QDialog):
                 if count:
                     shade = 255 - int(150 * count / peak)
                     cell.setBackground(QColor(shade, 255, shade) if i == j else QColor(255, shade, shade))
+                cell.setToolTip(f"true: {classes[i]} · predicted: {classes[j]}")
                 self.confusion.setItem(i, j, cell)
-        self.confusion.resizeColumnsToContents()
 
     def cell_paths(self, true_index: int, pred_index: int) -> list[Path]:
         result = self.result
