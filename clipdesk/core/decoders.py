@@ -122,9 +122,11 @@ def is_raw(path: Path) -> bool:
     return path.suffix.lower() in RAW_SUFFIXES
 
 
-def looks_like_heif(data: bytes) -> bool:
-    """An ISO-BMFF `ftyp` box with a HEIF/AVIF brand: a file that claims to be HEIC/AVIF."""
-    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+def heif_kind(data: bytes) -> str | None:
+    """"AVIF" or "HEIC/HEIF" when the bytes open with an ISO-BMFF `ftyp` box of such a brand."""
+    if len(data) < 12 or data[4:8] != b"ftyp" or data[8:12] not in _HEIF_BRANDS:
+        return None
+    return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIC/HEIF"
 
 
 def decode_raw(data: bytes, path: Path, draft_size: int | None = None) -> Image.Image:
@@ -151,7 +153,14 @@ def decode_raw(data: bytes, path: Path, draft_size: int | None = None) -> Image.
     except rawpy.LibRawFileUnsupportedError as error:
         raise ImageLoadError(f"{path}: not a camera RAW file LibRaw can read.") from error
     except (rawpy.LibRawError, rawpy.NotSupportedError) as error:
-        raise ImageLoadError(f"{path}: corrupt or truncated RAW data ({error}).") from error
+        raise ImageLoadError(f"{path}: corrupt or truncated RAW data ({_reason(error)}).") from error
+
+
+def _reason(error: Exception) -> str:
+    """LibRaw's message without the bytes repr: b'Input/output error' -> input/output error."""
+    text = error.args[0] if error.args else type(error).__name__
+    text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return f"LibRaw: {text[:1].lower()}{text[1:]}".rstrip(".")
 
 
 def _preview(raw, flip: int, needed: int, draft_size: int | None) -> Image.Image | None:

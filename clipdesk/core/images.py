@@ -217,11 +217,12 @@ def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.
             f"{path}: image too large to open safely ({error}); it was skipped."
         ) from error
     except UnidentifiedImageError as error:
-        if decoders.looks_like_heif(data):  # pillow-heif cannot say more than "unidentified"
-            if "HEIC/HEIF" in decoders.registry().unavailable:
-                raise ImageLoadError(f"{path}: HEIC/HEIF files need pillow-heif, which is not "
-                                     "installed here.") from error
-            raise ImageLoadError(f"{path}: corrupt or truncated HEIC/HEIF/AVIF data.") from error
+        kind = decoders.heif_kind(data)  # pillow-heif cannot say more than "unidentified"
+        if kind in decoders.registry().unavailable:
+            raise ImageLoadError(f"{path}: {kind} files need a decoder (pillow-heif) that is not "
+                                 "installed here.") from error
+        if kind:
+            raise ImageLoadError(f"{path}: corrupt or truncated {kind} data.") from error
         raise ImageLoadError(f"{path}: not an image format clipdesk can read.") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageLoadError(f"{path}: corrupt or truncated image data ({error}).") from error

@@ -133,7 +133,11 @@ def test_truncated_heic_is_a_clear_per_file_error_and_the_rest_proceeds(tiny_eng
     assert result.paths == good
     assert list(result.errors) == [truncated]
     message = result.errors[truncated]
-    assert message == f"{truncated}: corrupt or truncated HEIC/HEIF/AVIF data."
+    assert message == f"{truncated}: corrupt or truncated HEIC/HEIF data."
+    avif = good[2].read_bytes()
+    (tmp_path / "cut.avif").write_bytes(avif[: len(avif) // 2])
+    with pytest.raises(ImageLoadError, match="corrupt or truncated AVIF data"):
+        open_image(tmp_path / "cut.avif")
     with pytest.raises(ImageLoadError, match="not an image format"):  # not HEIF at all: as before
         open_image(save_text(tmp_path / "fake.heic"))
 
@@ -194,6 +198,7 @@ def test_bad_raw_files_are_clear_per_file_errors(tiny_engine_nocache, tmp_path):
     for path, message in result.errors.items():
         assert message.startswith(f"{path}: ") and message.endswith(".") and "\n" not in message
     assert "RAW" in result.errors[truncated] and "RAW" in result.errors[not_raw]
+    assert "b'" not in result.errors[truncated]  # LibRaw's message, not a bytes repr
 
 
 def test_every_new_format_is_embedded_and_cached_by_content(tiny_engine, tmp_path):

@@ -61,7 +61,7 @@ print(json.dumps({{"files": [p.name for p in scan.files], "notes": scan.notes(),
         "3 files skipped: 1 .dng, 1 .heic, 1 .mov (no installed decoder reads them).",
     ]
     heic, dng = folder / "b.heic", folder / "c.dng"
-    assert got["errors"] == {"b.heic": f"{heic}: HEIC/HEIF files need pillow-heif, which is not installed here.",
+    assert got["errors"] == {"b.heic": f"{heic}: HEIC/HEIF files need a decoder (pillow-heif) that is not installed here.",
                              "c.dng": f"{dng}: camera RAW files need rawpy, which is not installed here."}
 
 
