@@ -160,8 +160,23 @@ def write_model_folder(folder: Path, metadata: dict, weights: dict | None = None
         save_safetensors_atomic(head, folder / HEAD_FILE)
         if weights is None:  # an older full model here would be loaded instead of the head's base
             (folder / WEIGHTS_FILE).unlink(missing_ok=True)
-    write_json_atomic(folder / METADATA_FILE, metadata)
+    write_json_atomic(folder / METADATA_FILE, finite_json(metadata))
     return folder
+
+
+def finite_json(value):
+    """NaN/inf are not JSON: a figure that could not be computed is stored as null."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalars
+        return finite_json(value.item())
+    return value
 
 
 def portable_reference(pretrained: str) -> str:

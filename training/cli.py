@@ -143,6 +143,13 @@ class _PrintableStream:
         return getattr(self._stream, name)
 
 
+def finite_json(value):
+    """NaN/inf become null, so `--format json` is always valid JSON (imported lazily: start-up)."""
+    from .checkpoint import finite_json as finite
+
+    return finite(value)
+
+
 def _os_errors_as_sentences(handler):
     """A file the command could not read or write is one sentence (exit 2), never a traceback;
     names with escape codes or undecodable bytes are printed escaped."""
@@ -224,7 +231,7 @@ def cmd_finetune(args) -> int:
     if len(result.skipped) > 20:
         note(f"… and {len(result.skipped) - 20} more skipped entries.")
     if args.format == "json":
-        json.dump(result.as_dict(), sys.stdout, indent=1)
+        json.dump(finite_json(result.as_dict()), sys.stdout, indent=1, allow_nan=False)  # always valid JSON
         sys.stdout.write("\n")
     else:
         print_finetune_report(result)
@@ -238,8 +245,9 @@ def print_finetune_report(result) -> None:
         print(f"Image→text recall@1 on held-out pairs: {result.accuracy_before:.1%} → {result.accuracy_after:.1%}")
         print(f"Model saved to {result.model_dir}")
         return
-    print(f"Validation accuracy: {result.accuracy_before:.1%} zero-shot → {result.accuracy_after:.1%} "
-          f"after {result.method} fine-tuning")
+    from .report import honest_lines
+
+    print("\n".join(honest_lines(result)))  # the honest figure, its interval, and where it comes from
     if result.alpha is not None:
         print(f"WiSE-FT mix α = {result.alpha:.1f} (0 = base model, 1 = fine-tuned)")
     if result.head_kind:
@@ -274,7 +282,7 @@ def cmd_evaluate(args) -> int:
         png.parent.mkdir(parents=True, exist_ok=True)
         write_confusion_png(png, report.classes, report.confusion)
     if args.format == "json":
-        json.dump(report.as_dict(), sys.stdout, indent=1)
+        json.dump(finite_json(report.as_dict()), sys.stdout, indent=1, allow_nan=False)  # always valid JSON
         sys.stdout.write("\n")
         return EXIT_OK
     print(f"Accuracy: {report.accuracy:.1%} on {len(report.true)} images")

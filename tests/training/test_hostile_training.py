@@ -385,3 +385,16 @@ def test_out_inside_the_training_folder_is_refused(tmp_path):
         with pytest.raises(DataError):
             output_dir(data, "quick", out, None)
     assert snapshot(data) == before
+
+
+def test_metadata_with_nan_figures_is_still_valid_json(tmp_path):
+    import json
+
+    from training.checkpoint import write_model_folder
+
+    metadata = {"architecture": TINY, "validation": {"accuracy": float("nan"), "per_class": [float("inf"), 0.5],
+                                                     "loss": np.float32("nan")}}
+    folder = write_model_folder(tmp_path / "m", metadata, head={"w": np.zeros(2, np.float32)})
+    text = (folder / "metadata.json").read_text()
+    loaded = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metadata.json"))
+    assert loaded["validation"] == {"accuracy": None, "per_class": [None, 0.5], "loss": None}
