@@ -49,6 +49,8 @@ def output_dir(folder: Path, method: str, out: Path | None, name: str | None,
     may also hold a model, whose files are then replaced. Nothing else is ever written over."""
     if out is not None:
         target = Path(out).expanduser().absolute()
+        if os.path.lexists(target) and not target.exists():
+            raise DataError(f"--out {target} is a link to nothing; give a folder for the model.")
         if target.exists() and not target.is_dir():
             raise DataError(f"--out {target} is a file; give a folder for the model (it is created if missing).")
         problem = _occupied(target, overwrite) or _unwritable(target) or _inside_data(target, folder)
@@ -100,7 +102,7 @@ def _occupied(folder: Path, overwrite: bool) -> str | None:
     except OSError as error:
         return f"The output folder {folder} cannot be read ({error.strerror or error})."
     names = {n for n in names if not _TEMP.match(n)}  # half-written files of an interrupted run
-    if not names or STATE_DIR in names:
+    if not names or (folder / STATE_DIR).is_dir():
         return None  # new, or an interrupted run of ours that resumes here
     if overwrite and (METADATA_FILE in names or names <= MODEL_FILES):
         return None

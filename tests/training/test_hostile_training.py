@@ -398,3 +398,16 @@ def test_metadata_with_nan_figures_is_still_valid_json(tmp_path):
     text = (folder / "metadata.json").read_text()
     loaded = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metadata.json"))
     assert loaded["validation"] == {"accuracy": None, "per_class": [None, 0.5], "loss": None}
+
+
+def test_out_as_a_dangling_link_or_with_a_fake_state_file_is_refused(tmp_path):
+    data = make_colour_folder(tmp_path / "data", per_class=2, colours=TWO)
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    with pytest.raises(DataError, match="link to nothing"):
+        output_dir(data, "quick", tmp_path / "dangling", None)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / STATE_DIR).write_text("not our state")
+    (fake / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(DataError, match="--overwrite"):
+        output_dir(data, "quick", fake, None)
