@@ -411,3 +411,12 @@ def test_out_as_a_dangling_link_or_with_a_fake_state_file_is_refused(tmp_path):
     (fake / "model.safetensors").write_bytes(b"weights")
     with pytest.raises(DataError, match="--overwrite"):
         output_dir(data, "quick", fake, None)
+
+
+def test_a_raw_and_jpeg_of_one_shot_count_as_one_training_image(tmp_path):
+    data = make_colour_folder(tmp_path, per_class=2, colours=TWO)
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(data / "red" / "IMG_1.jpg")
+    (data / "red" / "IMG_1.CR2").write_bytes(b"raw bytes of the same shot")
+    summary = scan_dataset(data)
+    assert summary.counts["red"] == 3 and all(p.suffix != ".CR2" for p in summary.files["red"])
+    assert any("RAW" in line for line in summary.skipped)
