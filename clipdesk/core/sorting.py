@@ -6,7 +6,7 @@ overwritten. The last run is journalled in the config folder so "undo" works aft
 
 The journal records each file's content hash, so undo deletes or moves only files that are still
 exactly what the sort wrote: a copy is deleted only while its original is still there with the
-same content; a copy whose original is gone is moved back instead; edited files stay put.
+same content; a copy whose original is gone, and any file edited since, stays put.
 """
 
 from __future__ import annotations
@@ -247,10 +247,10 @@ def load_journal() -> SortRecord | None:
 def undo(record: SortRecord | None = None) -> UndoResult:
     """Reverse the last run, touching only files that are still exactly what the sort wrote.
 
-    Copy: a copy is deleted only while its original is still there with the recorded content;
-    if the original is gone, the copy is moved back to its place instead. Move: a file goes back
+    Copy: a copy is deleted only while its original is still there with the recorded content
+    (a copy whose original is gone may be the only one left: it stays). Move: a file goes back
     only if its content still matches and its old place is free. Anything else stays where it is
-    and is listed in `kept`. Returns the (current, restored) moves so views can follow the files.
+    and is listed in `kept`; when nothing could be undone, SortError says why in one sentence. Returns the (current, restored) moves so views can follow the files.
     """
     record = record or load_journal()
     if record is None or not record.done:
@@ -263,9 +263,10 @@ def undo(record: SortRecord | None = None) -> UndoResult:
     for folder in sorted(record.created_dirs, key=lambda p: -len(p.parts)):
         with contextlib.suppress(OSError):
             folder.rmdir()  # only if empty: files the user added since stay put
+    if result.kept and not result:  # a refusal changes nothing: the journal stays for a later try
+        raise SortError(f"Nothing was undone, to lose no data: {result.kept[0]}"
+                        + (f" (and {len(result.kept) - 1} more)." if len(result.kept) > 1 else "."))
     journal_path().unlink(missing_ok=True)
-    if result.kept and not result:
-        raise SortError(f"Nothing was undone; every file was kept where it is ({result.kept[0]}).")
     return result
 
 
@@ -277,7 +278,9 @@ def _undo_one(record: SortRecord, source: Path, target: Path, result: UndoResult
     expected = record.digests.get(str(target))
     if expected is None and record.mode == "copy":
         expected = _regular_digest(source)  # a journal from before hashes: the original decides
-    if record.mode == "copy" and os.path.lexists(source):
+    if record.mode == "copy":
+        if not os.path.lexists(source):  # the copy may be the only one left: it stays
+            return f"the original {source} is gone, so its copy {target} was kept"
         if current != expected:
             return f"{target} was changed since the sort"
         if _regular_digest(source) != expected:
@@ -287,11 +290,11 @@ def _undo_one(record: SortRecord, source: Path, target: Path, result: UndoResult
         target.unlink()  # verified: an identical original remains
         result.append((target, source))
         return None
-    if record.mode == "move" and current != expected:
+    if current != expected:
         return f"{target} was changed since the sort"
     if os.path.lexists(source):
         return f"{source} exists again"
-    try:  # a move (or a copy whose original is gone): moving it back never loses anything
+    try:  # moving back, never over anything: nothing can be lost
         source.parent.mkdir(parents=True, exist_ok=True)
         landed, _ = _claim(target, source, "move")
     except OSError as error:

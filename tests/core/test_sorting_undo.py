@@ -30,31 +30,43 @@ def _snapshot(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_copy_undo_when_originals_were_moved_away_restores_them(tmp_path):
+def test_copy_undo_when_originals_were_moved_away_refuses_and_keeps_every_copy(tmp_path):
     files = _files(tmp_path / "src")
-    record, copies = _sort(files, tmp_path / "out", "copy")
-    contents = {f: f.read_bytes() for f in files}
+    _, copies = _sort(files, tmp_path / "out", "copy")
+    before = _snapshot(tmp_path / "out")
     elsewhere = tmp_path / "elsewhere"
     shutil.move(tmp_path / "src", elsewhere)  # the originals are no longer where they were
 
-    restored = undo()
+    with pytest.raises(SortError, match="Nothing was undone") as caught:
+        undo()
 
-    # every copy came back to its original place; nothing was deleted
-    assert len(restored) == 4 and not restored.kept
-    assert all(f.read_bytes() == contents[f] for f in files)
-    assert all(not c.exists() for c in copies.values())
-    assert len(list(elsewhere.iterdir())) == 4  # the user's own moved files are untouched
-    assert "4 file(s) restored" in restored.message
+    assert len(str(caught.value).splitlines()) == 1 and "(and 3 more)" in str(caught.value)
+    assert _snapshot(tmp_path / "out") == before  # every copy is still there, unchanged
+    assert len(list(elsewhere.iterdir())) == 4  # and so are the user's own moved files
+    shutil.move(elsewhere, tmp_path / "src")  # the user puts the originals back: now undo works
+    assert len(undo()) == 4 and not (tmp_path / "out").exists()
 
 
 def test_copy_undo_when_originals_were_deleted_never_leaves_zero_files(tmp_path):
     files = _files(tmp_path / "src")
     _, copies = _sort(files, tmp_path / "out", "copy")
-    contents = [f.read_bytes() for f in files]
+    contents = {f: f.read_bytes() for f in files}
     for f in files:
         f.unlink()
-    undo()
-    assert [f.read_bytes() for f in files] == contents  # the copies went back; 4 files remain
+    with pytest.raises(SortError):
+        undo()
+    assert all(copies[f].read_bytes() == contents[f] for f in files)  # the only copies left stay
+
+
+def test_copy_undo_with_some_originals_gone_undoes_the_rest_and_says_so(tmp_path):
+    files = _files(tmp_path / "src")
+    _, copies = _sort(files, tmp_path / "out", "copy")
+    files[0].unlink()
+    restored = undo()
+    assert len(restored) == 3 and len(restored.kept) == 1 and "is gone" in restored.kept[0]
+    assert copies[files[0]].exists() and not any(copies[f].exists() for f in files[1:])
+    assert all(f.exists() for f in files[1:])
+    assert "3 file(s) restored, 1 kept" in restored.message
 
 
 def test_copy_undo_keeps_copies_edited_since_and_reports_them(tmp_path):
