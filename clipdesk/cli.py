@@ -87,6 +87,16 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_BATCH = 4096  # decoded images in flight scale with it: beyond this memory, not speed, grows
+
+
+def _batch_size(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}")
+    return value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
 
@@ -103,7 +113,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=_positive, default=32)
+    parser.add_argument("--batch-size", type=_batch_size, default=32)
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--exact", action="store_true",
@@ -124,6 +134,8 @@ def open_engine(args):
 def collect_images(paths: Sequence[str], pair_raw: bool = True):
     from .core.images import scan_images
 
+    if any(not str(path).strip() for path in paths):  # Path("") is ".": never scan by accident
+        raise UsageError("An empty path was given; name image files or folders.")
     scan = scan_images(paths, pair_raw)
     for text in scan.notes():  # skipped file types, RAW pairs, missing decoders: never silent
         note(text)
@@ -383,6 +395,10 @@ def _run(args, debug: bool) -> int:
     except KeyboardInterrupt:
         print("clipdesk: interrupted.", file=sys.stderr)
         return 130
+    except OSError as error:  # disk full while writing results, a folder that vanished, ...
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        _report(error, debug, f"{error.strerror or _first_line(error)}{where}.")
+        return EXIT_MODEL
     except RecursionError as error:
         _report(error, debug, "a structure nests too deeply (a cycle in model folders?)")
         return EXIT_MODEL

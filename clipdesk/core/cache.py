@@ -211,6 +211,8 @@ class EmbeddingCache:
 
     def _select(self, table: str, column: str, model: str, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        originals = {_storable(key): key for key in keys}
+        keys, model = list(originals), _storable(model)
         db = self._connect()
         for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
             chunk = keys[start:start + 500]
@@ -222,14 +224,14 @@ class EmbeddingCache:
             for key, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else None
                 if vector is not None and len(vector) and np.isfinite(vector).all():
-                    found[key] = vector.copy()  # a damaged row is a miss, not a NaN score
+                    found[originals.get(key, key)] = vector.copy()  # a damaged row: a miss, not NaN
         return found
 
     def _put(self, table: str, model: str, items: dict[str, np.ndarray]) -> None:
         if not items or self.disabled:
             return
-        rows = [(model, key, np.asarray(v, dtype=np.float32).tobytes()) for key, v in items.items()
-                if np.isfinite(np.asarray(v, dtype=np.float32)).all()]
+        rows = [(_storable(model), _storable(key), np.asarray(v, dtype=np.float32).tobytes())
+                for key, v in items.items() if np.isfinite(np.asarray(v, dtype=np.float32)).all()]
         try:
             with self._connect() as db:  # one transaction: all rows land or none do
                 db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", rows)
@@ -289,6 +291,15 @@ class EmbeddingCache:
 
 class _SchemaMismatch(Exception):
     """Internal: the file is a database, but not one this version wrote."""
+
+
+def _storable(text: str) -> str:
+    """SQLite text must be valid UTF-8: a label or path with undecodable bytes is stored escaped."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
 
 
 def _env_float(name: str, default: float) -> float:
