@@ -182,7 +182,10 @@ def check_finetune_args(args) -> None:
     for option, path in (("FOLDER", args.folder), ("--val-folder", args.val_folder)):
         if path is not None and not path.expanduser().exists():
             raise DataError(f"{option} {path} does not exist.")
-    output_dir(args.folder, args.method, args.out, args.name, args.overwrite)  # --out, --name, --overwrite
+    out = output_dir(args.folder, args.method, args.out, args.name, args.overwrite)  # --out, --name, --overwrite
+    base = Path(str(args.pretrained or "")).expanduser()
+    if base.is_dir() and out.resolve() == base.resolve():  # the new model would refer to itself
+        raise DataError(f"--out {out} is the --pretrained model itself; save the new model to another folder.")
 
 
 def check_png_target(path: Path) -> Path:

@@ -420,3 +420,15 @@ def test_a_raw_and_jpeg_of_one_shot_count_as_one_training_image(tmp_path):
     summary = scan_dataset(data)
     assert summary.counts["red"] == 3 and all(p.suffix != ".CR2" for p in summary.files["red"])
     assert any("RAW" in line for line in summary.skipped)
+
+
+def test_out_equal_to_the_pretrained_folder_is_refused_even_with_overwrite(tmp_path):
+    data = make_colour_folder(tmp_path / "data", per_class=2, colours=TWO)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "metadata.json").write_text('{"architecture": "clipdesk-tiny"}')
+    (model / HEAD_FILE).write_bytes(b"head")
+    before = snapshot(model)
+    proc = run_cli("finetune", data, "--pretrained", model, "--out", model, "--overwrite", "--model", TINY)
+    assert_refused(proc, 2, "--pretrained model itself")
+    assert snapshot(model) == before
