@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,9 @@ def baselines(args, train_dir: Path, test_dir: Path, rows: list[dict]):
     started = time.perf_counter()
     folds = int(min(5, np.bincount(y_train).min()))
     probe = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=folds, max_iter=2000))
-    probe.fit(x_train, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's notes on coming defaults
+        probe.fit(x_train, y_train)
     rows.append(row("logistic-regression probe", probe.score(x_test, y_test), time.perf_counter() - started))
     started = time.perf_counter()
     nearest = y_train[(x_test @ x_train.T).argmax(1)]

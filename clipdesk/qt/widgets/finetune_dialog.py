@@ -125,6 +125,7 @@ class FinetuneDialog(QDialog):
         self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.confusion.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.confusion.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.confusion.cellClicked.connect(self.show_cell)
         self.confusion.setToolTip("Rows: true class · columns: predicted. Click a cell to list its images.")
         self.cell_images = QListWidget()
