@@ -153,10 +153,6 @@ def _class_images(folder: Path) -> tuple[list[Path], list[str]]:
                 notes.append(f"{folder.name}/{problem}")
             else:
                 images.append(path.absolute())
-    images, companions = pair_raw_files(images)  # RAW+JPEG of one shot: one photo, never in train and val
-    if companions:
-        paired = sum(len(raws) for raws in companions.values())
-        notes.append(f"{folder.name}/: {paired} RAW file(s) with a JPEG of the same name counted once (the JPEG).")
     if others:
         examples = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         notes.append(f"{folder.name}/: {len(others)} file(s) that are not images ignored ({examples}).")
