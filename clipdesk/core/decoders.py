@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,24 +72,27 @@ def registry() -> Registry:
 
 
 def _build_registry() -> Registry:
-    unavailable = []
+    unavailable = []  # ImportError: no wheel; OSError: a wheel whose shared library fails to load
     try:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
-    except ImportError:
+    except (ImportError, OSError):
         unavailable.append("HEIC/HEIF")
-    if not features.check("avif"):
+    with warnings.catch_warnings():  # an older Pillow warns that it does not know "avif"
+        warnings.simplefilter("ignore")
+        pillow_avif = features.check("avif")
+    if not pillow_avif:
         try:  # older Pillow without its own AVIF plugin: pillow-heif's, where it still has one
             import pillow_heif
 
             pillow_heif.register_avif_opener()
-        except (ImportError, AttributeError):
+        except (ImportError, OSError, AttributeError):
             unavailable.append("AVIF")
     try:
         import rawpy  # noqa: F401
         raw = True
-    except ImportError:
+    except (ImportError, OSError):
         raw = False
         unavailable.append("camera RAW")
     suffixes = set(pillow_suffixes())

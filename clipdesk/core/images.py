@@ -1,7 +1,9 @@
 """Find image files and decode them to RGB, fast and without ever crashing on bad input.
 
 Every failure becomes an `ImageLoadError` whose message is one sentence naming the file, so a
-run reports it per file and carries on.
+run reports it per file and carries on. This is the one place images are decoded (window,
+thumbnails, CLI, search, training, the embedding cache): formats are whatever Pillow,
+pillow-heif (HEIC/HEIF) and rawpy (camera RAW) can open here — see `decoders.py`.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def read_bytes(path: Path) -> bytes:
 
 
 def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.Image:
-    """Decode bytes to an RGB image, upright per EXIF.
+    """Decode bytes to an RGB image, upright per EXIF (HEIF: its own transforms; RAW: LibRaw's flip).
 
     `draft_size`: let libjpeg decode at a reduced scale whose short side is still at least this
     many pixels — most of the cost of a 12-MP JPEG is the full-size IDCT we then throw away.
