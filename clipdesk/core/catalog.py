@@ -18,19 +18,68 @@ class ModelEntry:
 
 
 def list_models(include_untagged: bool = False) -> list[ModelEntry]:
-    import open_clip
+    from .download import cached_weights_at
 
-    from .download import cached_weights
-    from .models import list_architectures
-
+    registry = open_clip_registry()
     entries = [_demo_entry()] if _demo_entry() else []
     entries += finetuned_models()
-    for arch, tag in open_clip.list_pretrained():
-        entries.append(ModelEntry(arch, tag, "pretrained", cached_weights(arch, tag) is not None))
+    for arch, tag, hub, url in registry["pretrained"]:
+        entries.append(ModelEntry(arch, tag, "pretrained", cached_weights_at(hub, url) is not None))
     if include_untagged:
-        tagged = {arch for arch, _ in open_clip.list_pretrained()}
-        entries += [ModelEntry(a, "none", "random", True) for a in list_architectures() if a not in tagged]
+        tagged = {arch for arch, *_ in registry["pretrained"]}
+        entries += [ModelEntry(a, "none", "random", True) for a in registry["architectures"] if a not in tagged]
     return entries
+
+
+REGISTRY_MEMO = "open_clip_registry.json"
+
+
+def open_clip_registry() -> dict:
+    """open_clip's (arch, tag, hf_hub, url) list and architectures, memoised per open_clip version.
+
+    Importing open_clip imports torch, whose native start-up holds the GIL for about a second: the
+    window's Model menu would freeze the app at every start just to list names. The memo in the
+    cache folder lets later starts (the torch-free ONNX path included) list them without torch."""
+    import json
+    import os
+    from importlib import metadata
+
+    from .paths import cache_dir, resources_dir
+
+    try:
+        version = metadata.version("open_clip_torch")
+    except metadata.PackageNotFoundError:
+        version = "?"
+    configs = sorted(p.name for p in (resources_dir() / "model_configs").glob("*.json"))
+    stamp = {"open_clip": version, "configs": configs, "format": 1}
+    path = cache_dir() / REGISTRY_MEMO
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(memo, dict) and memo.get("stamp") == stamp:
+            return memo
+    except (OSError, ValueError):
+        pass
+    memo = {"stamp": stamp, **_build_registry()}
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: built again next time
+    return memo
+
+
+def _build_registry() -> dict:
+    from .models import list_architectures, preload_native
+
+    preload_native("torch")  # off the GIL: this runs on a pool thread while the window is up
+    import open_clip
+
+    pretrained = []
+    for arch, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(arch, tag) or {}
+        pretrained.append([arch, tag, cfg.get("hf_hub", "") or "", cfg.get("url", "") or ""])
+    return {"pretrained": pretrained, "architectures": list_architectures()}
 
 
 def _demo_entry() -> ModelEntry | None:

@@ -34,19 +34,24 @@ def _hf_location(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
 
 def cached_weights(arch: str, tag: str) -> Path | None:
     """The local file for (arch, tag) if it was downloaded before, without touching the network."""
-    from huggingface_hub import try_to_load_from_cache
+    import open_clip
 
-    location = _hf_location(arch, tag)
-    if location is not None:
-        repo_id, filenames = location
+    cfg = open_clip.get_pretrained_cfg(arch, tag) or {}
+    return cached_weights_at(cfg.get("hf_hub", ""), cfg.get("url", ""))
+
+
+def cached_weights_at(hub: str, url: str) -> Path | None:
+    """`cached_weights` from a registry entry's `hf_hub`/`url` (the catalog's memo: no torch)."""
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, filenames = (hub.rstrip("/"), HF_FILES) if hub.endswith("/") else (
+            os.path.split(hub)[0], (os.path.split(hub)[1],))
         for filename in filenames:
             found = try_to_load_from_cache(repo_id, filename, cache_dir=weights_dir())
             if isinstance(found, str) and os.path.isfile(found):
                 return Path(found)
         return None
-    import open_clip
-
-    url = open_clip.get_pretrained_cfg(arch, tag).get("url", "")
     target = weights_dir() / os.path.basename(url) if url else None
     return target if target is not None and target.is_file() else None
 

@@ -65,8 +65,41 @@ class LoadedModel:
         return f"{self.arch} ({Path(self.pretrained).name if _is_path(self.pretrained) else self.pretrained})"
 
 
+_NATIVE = {"torch": ("lib/libc10.so", "lib/libtorch_cpu.so", "lib/libtorch.so", "lib/libtorch_python.so"),
+           "onnxruntime": ("capi/libonnxruntime_providers_shared.so", "capi/onnxruntime_pybind11_state*.so")}
+
+
+def preload_native(package: str) -> None:
+    """Load a package's big shared libraries before its import, without holding the GIL.
+
+    An import loads them while holding the GIL (torch: ~0.6 s of static initialisers), which
+    froze the window while the worker thread loaded a model. A ctypes *call* of libc's `dlopen`
+    releases the GIL, and the import that follows finds the libraries already loaded. Linux and
+    macOS only; anything unexpected is ignored (the import then simply does the work itself)."""
+    import sys
+
+    if package in sys.modules or sys.platform == "win32" or package not in _NATIVE:
+        return
+    try:
+        import ctypes
+        import importlib.util
+
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.origin:
+            return
+        root = Path(spec.origin).parent
+        libc = ctypes.CDLL(None)
+        libc.dlopen.restype, libc.dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+        for pattern in _NATIVE[package]:
+            for path in sorted(root.glob(pattern)):
+                libc.dlopen(str(path).encode(), 2)  # RTLD_NOW | RTLD_LOCAL: the import decides scope
+    except Exception:  # noqa: BLE001, S110 - an optimisation only
+        pass
+
+
 def register_configs() -> None:
     """Make the architectures shipped in resources/ known to open_clip (idempotent)."""
+    preload_native("torch")  # the GUI loads models on a worker thread: keep the window live
     import open_clip
     from open_clip.factory import _MODEL_CONFIG_PATHS
 

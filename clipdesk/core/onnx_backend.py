@@ -843,6 +843,9 @@ def open_exported_job(arch: str, pretrained: str, device: str = "auto", backend:
     if meta is None or not meta.get("preprocess") or not meta.get("tokenizer") or meta.get("arch") != arch:
         return None
     try:
+        from .models import preload_native
+
+        preload_native("onnxruntime")  # its library loads without holding the GIL (window stays live)
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
