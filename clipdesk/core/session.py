@@ -160,6 +160,8 @@ class Session:
 
     @staticmethod
     def _key(path: Path | str) -> Path:
+        if isinstance(path, Path) and path.is_absolute():  # what folder scans return: no re-parse
+            return path
         return Path(path).expanduser().absolute()
 
     def row_of(self, path: Path | str) -> int | None:

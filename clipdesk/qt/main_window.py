@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ from .worker import ModelWorker, Task, pool, run_in_pool
 # Images per classify task: a label edit is served between chunks, not after the run. A chunk is
 # sized to about CHUNK_SECONDS at the measured rate, so the per-task overhead stays small.
 CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
+ADD_SLICE = 1000  # rows added to the views per event-loop turn
 
 
 @dataclass
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         self._scores_signature: tuple | None = None
         self._run: _Run | None = None
         self._in_flight: set[Path] = set()
+        self._adding: deque[list[Path]] = deque()  # slices of found files not yet added
         self._closing = False
         self.download_dialog: QProgressDialog | None = None
         self.model_error_box: QMessageBox | None = None
@@ -544,7 +547,10 @@ class MainWindow(QMainWindow):
         def find(_ctx, _token):
             from clipdesk.core.images import scan_images
 
-            return scan_images(paths, pair_raw=not self.settings["keep_raw_pairs_separate"])
+            scan = scan_images(paths, pair_raw=not self.settings["keep_raw_pairs_separate"])
+            for path in scan.files:
+                hash(path)  # computed (and cached by pathlib) here, not on the GUI thread
+            return scan
 
         def connect(task: Task) -> None:
             task.signals.finished.connect(self._found)
@@ -557,7 +563,7 @@ class MainWindow(QMainWindow):
         self.notes = [*scan.problems(), *(n for n in self.notes if n not in self.scan_notes)]
         self.scan_notes = scan.problems()
         self._update_badge()
-        added = self.session.add_paths(files)
+        added = self._add_in_slices(files)
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
         note = f" ({skipped} already loaded)" if skipped else ""
@@ -566,6 +572,21 @@ class MainWindow(QMainWindow):
         self.images_added.emit(added)
         self._paused = False
         self._schedule()
+
+    def _add_in_slices(self, files: list[Path]) -> list[Path]:
+        """The files not loaded yet; added ADD_SLICE rows per event-loop turn, so 20,000 images
+        never freeze the window (the first slice at once: classification starts meanwhile)."""
+        new = list(dict.fromkeys(f for f in map(self.session._key, files) if self.session.row_of(f) is None))
+        self._adding.extend(new[i:i + ADD_SLICE] for i in range(0, len(new), ADD_SLICE))
+        self._add_next_slice()
+        return new
+
+    def _add_next_slice(self) -> None:
+        if self._adding:
+            self.session.add_paths(self._adding.popleft())
+            self._schedule()
+        if self._adding:
+            QTimer.singleShot(0, self, self._add_next_slice)
 
     def add_images_dialog(self) -> None:
         from clipdesk.core.images import supported_suffixes  # HEIC, AVIF, RAW: what decoders read
@@ -632,6 +653,7 @@ class MainWindow(QMainWindow):
     def clear_images(self) -> None:
         self.worker.cancel("classify")
         self.worker.cancel("search")
+        self._adding.clear()
         self.thumbnails.clear()
         self.previews.clear()
         self.session.clear()

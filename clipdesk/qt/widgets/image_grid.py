@@ -190,10 +190,16 @@ class ImageView(QListView):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("imageView")
-        self.setViewMode(QListView.ViewMode.IconMode)
+        # A wrapping list (not IconMode): its static layout of uniform cards is arithmetic, where
+        # IconMode builds an item per row and asks the model for every index (seconds at 20,000).
+        self.setViewMode(QListView.ViewMode.ListMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(5000)
         self.setSpacing(4)
         self.setGridSize(QSize(CARD.width() + 6, CARD.height() + 6))
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)

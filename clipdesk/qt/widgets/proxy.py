@@ -38,6 +38,7 @@ class SessionProxy(QAbstractProxyModel):
         self.search_order = True  # the grid follows search ranking; the table sorts by column
         self.sort_column = -1
         self.sort_order = Qt.SortOrder.AscendingOrder
+        self._columns = 0
         self._rows = np.zeros(0, np.int64)  # view row → session row
         self._pos = np.zeros(0, np.int64)  # session row → view row, -1 when filtered out
         self._later = QTimer(self, singleShot=True, interval=30)  # coalesces per-batch changes
@@ -48,6 +49,7 @@ class SessionProxy(QAbstractProxyModel):
     # -- source -----------------------------------------------------------------------------------
     def setSourceModel(self, model) -> None:  # noqa: N802
         super().setSourceModel(model)
+        self._columns = self.columnCount()
         model.rowsInserted.connect(self._inserted)
         model.modelAboutToBeReset.connect(self.beginResetModel)
         model.modelReset.connect(self._source_reset)
@@ -153,7 +155,7 @@ class SessionProxy(QAbstractProxyModel):
 
     # -- QAbstractProxyModel ----------------------------------------------------------------------
     def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _NO_PARENT) -> QModelIndex:
-        if parent.isValid() or not (0 <= row < len(self._rows)) or not (0 <= column < self.columnCount()):
+        if parent.isValid() or not (0 <= row < len(self._rows)) or not (0 <= column < self._columns):
             return QModelIndex()
         return self.createIndex(row, column)
 
