@@ -142,7 +142,9 @@ def main(argv=None) -> int:
         (folder / f"p{i:03d}.jpg").symlink_to(photo)
     arch, pretrained = model_args(args.vit, tmp)
     model = ["--model", arch, "--pretrained", pretrained]
-    print(f"model {arch} {Path(pretrained).name}, {len(photos)} 12-MP photos, {os.cpu_count()} CPUs")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"model {arch} {Path(pretrained).name}, {len(photos)} 12-MP photos, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} (stalls on a loaded machine include the scheduler's)")
 
     torch_env = fresh_env(tmp / "cli-torch", background=False)
     t_torch, _ = cli_run(model, folder, "torch", torch_env)
