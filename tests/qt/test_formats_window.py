@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import wait_idle
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
@@ -14,6 +13,16 @@ from synth_raw import write_dng
 
 from clipdesk.core import decoders
 from clipdesk.core.settings import Settings
+
+
+def wait_classified(qtbot, window, count: int) -> None:
+    """Until `count` images are in, all embedded and scored (the window's own idle condition)."""
+    def settled():
+        return (len(window.session) == count and window.model_ready
+                and window._classify_task is None and window._rescore_task is None
+                and not window.session.pending_paths() and not window._needs_rescore())
+
+    qtbot.waitUntil(settled, timeout=60000)
 
 
 def photo_folder(root):
@@ -41,7 +50,7 @@ def test_window_adds_every_format_and_lists_what_it_skipped(qtbot, open_window, 
     names = ["IMG_0001.JPG", "IMG_0002.dng", "phone.heic", "photo.avif"]
     if separate:
         names = sorted([*names, "IMG_0001.dng"])
-    wait_idle(qtbot, window, len(names))
+    wait_classified(qtbot, window, len(names))
 
     assert sorted(item.path.name for item in window.session.items) == names
     assert all(item.status == "done" for item in window.session.items)
