@@ -80,7 +80,9 @@ def _open(args):
 
     if getattr(args, "ray", None) is not None:
         import_ray()  # one sentence on how to install it, before loading any model
-    return open_engine(argparse.Namespace(**{**vars(args), "no_cache": True}))
+    # With Ray the driver only encodes labels and queries: on the CPU, whatever the workers use.
+    device = "cpu" if getattr(args, "ray", None) is not None else args.device
+    return open_engine(argparse.Namespace(**{**vars(args), "no_cache": True, "device": device}))
 
 
 def _run_index(args, engine, labels, templates: str, out: Path):

@@ -43,7 +43,7 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("library", ["usearch", "faiss"])
+@pytest.mark.parametrize("library", ["faiss-pq", "faiss", "usearch"])
 def test_ann_top10_equals_exact_and_grows_incrementally(tmp_path, library):
     vectors = clustered(3000, 16, seed=1)
     manifest = fake_index(tmp_path / "idx", vectors[:2000], per_shard=500)
@@ -70,7 +70,7 @@ def test_small_index_searches_exactly(tmp_path):
     manifest = fake_index(tmp_path / "idx", vectors, per_shard=128)
     index = VectorIndex(tmp_path / "idx")
     index.update(manifest)
-    assert not list((tmp_path / "idx" / "ann").glob("hnsw.*"))
+    assert not list((tmp_path / "idx" / "ann").glob("*.*faiss")) and not list((tmp_path / "idx" / "ann").glob("*.usearch"))
     found = index.search(vectors[5], 10)
     assert [p for p, _ in found] == exact_top(vectors, vectors[5], 10)
     assert found[0] == ("img5", pytest.approx(1.0, abs=1e-5))

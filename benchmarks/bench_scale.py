@@ -1,0 +1,193 @@
+"""Scale benchmark: single process against a local Ray, and ANN search against a brute-force scan.
+
+    python benchmarks/bench_scale.py throughput --images 400          # demo model, generated PNGs
+    python benchmarks/bench_scale.py ann --sizes 10000 100000 1000000 # random unit vectors, dim 512
+    python benchmarks/bench_scale.py ann --sizes 100000 --data clustered --library faiss usearch
+
+throughput: the same folder through the single-process path (core's embed_job, what
+`clipdesk classify` runs) and through `clipdesk index --ray` on a local Ray with all cores. On a
+2-core machine expect parity at best: Ray adds its start-up (≈ 3 s) and the actors compete with
+the decode tasks for the same two cores; Ray pays off with more cores, GPUs or machines.
+
+ann: exact top-10 by a batched matrix product is the ground truth; brute force is timed the way
+`search` would run it (one query: a matrix-vector product and a partial sort); each library's
+index is timed per single query at several efSearch (HNSW) or k_factor (PQ) values. Reported: recall@10, ms/query,
+speed-up, build time, index size on disk. Random unit vectors are the hardest case for any
+graph index (every point is almost equally far from every other); `--data clustered` draws
+vectors around 1,000 centres, closer to real CLIP embeddings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "core"))
+
+
+# -- throughput ----------------------------------------------------------------------------------
+def throughput(images: int, model: str, backend: str) -> None:
+    from synth_images import save_image
+
+    from clipdesk.core.engine import open_engine_job
+    from clipdesk.core.jobs import run_job
+    from clipdesk.scale.pipeline import IndexOptions, ModelSpec, connect, index_job
+
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(temp) / "photos"
+        for i in range(images):
+            save_image(folder / f"{i:05d}.jpg", seed=i, width=320, height=240, quality=90)
+        files = sorted(folder.iterdir())
+        spec = ModelSpec(model, "demo" if model == "demo" else "none", "cpu", backend)
+        engine = run_job(open_engine_job(spec.arch, spec.pretrained, "cpu", backend, use_cache=False))
+        run_job(engine.embed_job(files[:8]))  # warm: sessions open, first-call costs paid
+        start = time.perf_counter()
+        run_job(engine.embed_job(files, batch_size=32))
+        single = time.perf_counter() - start
+        start = time.perf_counter()
+        connect(None, num_cpus=os.cpu_count())
+        ray_start = time.perf_counter() - start
+        start = time.perf_counter()
+        options = IndexOptions(shard_size=100, use_ray=True)
+        run_job(index_job(spec, [str(folder)], Path(temp) / "idx", engine, options))
+        scaled = time.perf_counter() - start
+        print("| path | images | seconds | images/s |\n|---|---|---|---|")
+        print(f"| single process (core embed_job, {backend}) | {images} | {single:.1f} | {images / single:.1f} |")
+        print(f"| local Ray, {os.cpu_count()} CPUs (+{ray_start:.1f} s ray.init) | {images} | {scaled:.1f} "
+              f"| {images / scaled:.1f} |")
+
+
+# -- ANN --------------------------------------------------------------------------------------------
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def vectors(n: int, dim: int, kind: str, rng) -> np.ndarray:
+    if kind == "random":
+        out = np.empty((n, dim), np.float32)
+        for s in range(0, n, 100_000):  # in slices: 1M × 512 float64 would be 4 GB
+            out[s : s + 100_000] = unit(rng.standard_normal((min(100_000, n - s), dim), dtype=np.float32))
+        return out
+    centres = rng.standard_normal((1000, dim), dtype=np.float32)
+    out = np.empty((n, dim), np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        out[s : s + m] = unit(centres[rng.integers(0, 1000, m)] + 0.5 * rng.standard_normal((m, dim), dtype=np.float32))
+    return out
+
+
+def exact_top(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    top = []
+    for q in np.array_split(queries, max(1, len(queries) // 25)):
+        scores = q @ x.T
+        part = np.argpartition(-scores, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
+        top.append(np.take_along_axis(part, order, 1))
+    return np.concatenate(top)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))
+
+
+def timed(run, queries) -> tuple[float, float]:
+    """(wall ms, CPU ms) per query; CPU time is the steadier figure on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for q in queries:
+        run(q)
+    n = len(queries)
+    return (time.perf_counter() - wall) / n * 1e3, (time.process_time() - cpu) / n * 1e3
+
+
+def brute(x: np.ndarray, k: int):
+    def run(q):
+        scores = x @ q
+        return np.argpartition(-scores, k)[:k]
+
+    return run
+
+
+def ann(sizes: list[int], dim: int, data: str, libraries: list[str], efs: list[int], k_factors: list[int],
+        queries_n: int) -> None:
+    from clipdesk.scale import ann as lib
+
+    rng = np.random.default_rng(0)
+    print(f"data={data} dim={dim} queries={queries_n} HNSW M={lib.CONNECTIVITY} efConstruction={lib.EXPANSION_ADD} "
+          f"cores={os.cpu_count()}")
+    print("| vectors | method | build s | size MB | efSearch / k_factor | recall@10 | ms/query wall / CPU | speed-up wall / CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in sizes:
+        x = vectors(n, dim, data, rng)
+        queries = vectors(queries_n, dim, data, rng) if data == "random" else unit(x[rng.integers(0, n, queries_n)] + 0.1 * rng.standard_normal((queries_n, dim), dtype=np.float32))
+        truth = exact_top(x, queries, 10)
+        bwall, bcpu = timed(brute(x, 10), queries[: min(30, queries_n)])
+        print(f"| {n:,} | brute force (numpy) | – | {x.nbytes / 1e6:.0f} | – | 1.000 | {bwall:.2f} / {bcpu:.2f} "
+              f"| 1.0× / 1.0× |", flush=True)
+        for name in libraries:
+            index = lib.LIBRARIES[name](dim)
+            start = time.perf_counter()
+            index.add(np.arange(n, dtype=np.int64), x)
+            build = time.perf_counter() - start
+            with tempfile.TemporaryDirectory() as temp:
+                path = Path(temp) / index.file
+                index.save(path)
+                size = path.stat().st_size / 1e6
+            for ef in (k_factors if name == "faiss-pq" else efs):
+                _set_ef(index, ef)
+                found = np.stack([_pad(index.search(q, 10)[0]) for q in queries])
+                wall, cpu = timed(lambda q, index=index: index.search(q, 10), queries)
+                kind = "PQ fast-scan + exact re-rank (k_factor)" if name == "faiss-pq" else "HNSW (efSearch)"
+                print(f"| {n:,} | {name} {kind} | {build:.1f} | {size:.0f} | {ef} | {recall(found, truth):.3f} "
+                      f"| {wall:.2f} / {cpu:.2f} | {bwall / wall:.1f}× / {bcpu / cpu:.1f}× |", flush=True)
+            del index
+
+
+def _pad(keys: np.ndarray) -> np.ndarray:
+    return np.pad(keys[:10], (0, max(0, 10 - len(keys))), constant_values=-1)
+
+
+def _set_ef(index, ef: int) -> None:
+    """efSearch for HNSW; for PQ + refine, the re-ranked candidates per result (k_factor)."""
+    if index.name == "faiss-pq":
+        index.refine.k_factor = ef
+    elif index.name == "faiss":
+        import faiss
+
+        faiss.downcast_index(index.index.index).hnsw.efSearch = ef
+    else:
+        index.index.expansion_search = ef
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tp = commands.add_parser("throughput")
+    tp.add_argument("--images", type=int, default=400)
+    tp.add_argument("--model", default="demo")
+    tp.add_argument("--backend", default="auto")
+    an = commands.add_parser("ann")
+    an.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    an.add_argument("--dim", type=int, default=512)
+    an.add_argument("--data", choices=["random", "clustered"], default="random")
+    an.add_argument("--library", nargs="+", default=["faiss-pq"], choices=["faiss-pq", "faiss", "usearch"])
+    an.add_argument("--ef", type=int, nargs="+", default=[64, 256, 1024], help="HNSW efSearch values")
+    an.add_argument("--k-factor", type=int, nargs="+", default=[200, 1000, 2000],
+                    help="faiss-pq: candidates re-ranked exactly, per result")
+    an.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    if args.command == "throughput":
+        throughput(args.images, args.model, args.backend)
+    else:
+        ann(args.sizes, args.dim, args.data, args.library, args.ef, args.k_factor, args.queries)
+
+
+if __name__ == "__main__":
+    main()
