@@ -145,3 +145,28 @@ def test_config_folder_that_is_a_file_still_loads(tmp_path, monkeypatch):
     assert settings["labels"] == []
     with pytest.raises(OSError):  # the window catches OSError on save and shows one line
         settings.save()
+
+
+def test_exported_csv_and_json_from_a_session(tmp_path):
+    import csv
+    import io
+
+    from clipdesk.core.export import export_results
+    from clipdesk.core.session import Session
+
+    session = Session()
+    a, b = tmp_path / "=cmd.png", tmp_path / "b.png"
+    session.add_paths([a, b])
+    session.set_labels(["=HYPERLINK(\"x\")", "@cat"])
+    vector = np.ones(4, np.float32) / 2
+    session.set_embeddings([(a, vector, ""), (b, vector, "")])
+    session.set_scores([a, b], np.array([[0.9, 0.1], [np.nan, np.nan]], np.float32), session.label_names())
+    export_results(session, tmp_path / "out.csv")
+    rows = list(csv.reader(io.StringIO((tmp_path / "out.csv").read_text())))
+    label_column = rows[0].index("label")
+    assert rows[1][label_column] == "'=HYPERLINK(\"x\")"
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+    export_results(session, tmp_path / "out.json")
+    data = json.loads((tmp_path / "out.json").read_text(),
+                      parse_constant=lambda token: pytest.fail(f"{token} in the JSON"))
+    assert data["labels"][0] == "=HYPERLINK(\"x\")"  # JSON keeps the text as it is
