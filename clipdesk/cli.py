@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipdesk", description="Zero-shot image classification and search with CLIP."
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also CLIPDESK_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = commands.add_parser("classify", help="score images against candidate labels")
