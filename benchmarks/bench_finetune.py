@@ -163,7 +163,7 @@ def fine_tunes(args, train_dir: Path, test_dir: Path, out: Path, rows: list[dict
             continue
         rows.append(row("full, fine-tuned weights (α = 1)", unmixed_accuracy(args, result, test_dir), seconds))
         rows.append(row(f"full, WiSE-FT mix (α = {result.alpha:.1f})", report.accuracy, seconds, result.evaluation,
-                        note="; ".join(result.warnings)))
+                        note="; ".join([result.evaluation.get("candidate", ""), *result.warnings])))
 
 
 def unmixed_accuracy(args, result, test_dir: Path) -> float:

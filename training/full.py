@@ -6,7 +6,9 @@ same-class pairs masked, so a batch with repeated classes never pushes a cat pho
 choose the epoch (lowest validation loss, with patience) and the WiSE-FT mix (Wortsman et al.,
 2022: α from 0, the base model, to 1, fine-tuned), and test images that choose nothing and give
 the reported accuracy. Tiny folders still get a minimum number of optimisation steps, and the
-learning rate follows the model's size. The forgetting guard compares the model's zero-shot
+learning rate follows the model's size. Over the final embeddings, quick's candidates (the
+fine-tuned text classifier, a logistic regression, …) are compared by cross-validation and the
+winner is saved as a head beside the weights. The forgetting guard compares the model's zero-shot
 answers on a generic label set with the base model's, over the test images.
 """
 
@@ -18,9 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clipdesk.core.heads import head_metadata
 from clipdesk.core.jobs import CancelToken, Job, Progress
 from clipdesk.core.models import load_model_job
 
+from . import probe
 from .checkpoint import STATE_DIR, base_metadata, output_dir, portable_reference, write_model_folder
 from .common import (
     GENERIC_LABELS,
@@ -141,6 +145,16 @@ def full_splits(config, summary) -> tuple[list[str], tuple, tuple, tuple, str]:
     return outer.classes, (train_p, train_y), (val_p, val_y), (outer.val_paths, outer.val_labels), how
 
 
+def fit_full_head(loaded, model, paths, labels, classes, config, device):
+    """Quick's candidates over the fine-tuned embeddings (its own text classifier among them), chosen
+    by cross-validation: fine-tuning then never ends below a linear probe on its own features."""
+    features = Validator(loaded, paths, labels, classes, config.templates, device).features(model).numpy()
+    text = class_weights(model, loaded, classes, config.templates, device).numpy()
+    ctx = probe.Context(classes, text, float(model.logit_scale.detach().exp()), seed=config.seed)
+    name, head, _ = probe.select_and_fit(features, np.asarray(labels, np.int64), ctx)
+    return name, head
+
+
 def full_job(config, cancel: CancelToken | None = None):
     """scan → split → FLYP training (resumable) → WiSE-FT sweep → model folder + honest report."""
     from .api import FinetuneResult
@@ -182,8 +196,13 @@ def full_job(config, cancel: CancelToken | None = None):
     check_finite_state(final_state, "fine-tuned weights")
     model.load_state_dict(final_state)
     model.eval()
+    yield Progress(0, None, "Choosing a head over the fine-tuned embeddings")
+    head_name, head = fit_full_head(loaded, model, train_p + val_p, train_y + val_y, classes, config, device)
     after = tester.evaluate(model)
+    after["pred"] = head.predict(tester.features(model).numpy())
+    after["accuracy"] = float(np.mean(after["pred"] == np.asarray(test_y)))
     record = evaluation_record(test_y, after["pred"], how)
+    record["candidate"] = head_name
     record.update(selected_on=f"{len(val_p)} validation images (best epoch by loss, WiSE-FT α)",
                   train_images=len(train_p))
     confusion = confusion_matrix(test_y, after["pred"], len(classes))
@@ -195,6 +214,7 @@ def full_job(config, cancel: CancelToken | None = None):
         metadata = base_metadata(config.arch, portable_reference(config.pretrained), "full", classes,
                                  config.templates)
         metadata["alpha"] = alpha
+        metadata["head"] = dict(head_metadata(head), candidate=head_name)
         metadata["validation"] = {
             "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
             "evaluation": record, "wise_ft": sweep, "per_class": per_class_accuracy(classes, confusion),
@@ -202,10 +222,10 @@ def full_job(config, cancel: CancelToken | None = None):
             "train_images": len(train_p), "val_images": len(val_p), "test_images": len(test_p),
             "warnings": warnings,
         }
-        write_model_folder(out, metadata, weights=final_state)
+        write_model_folder(out, metadata, weights=final_state, head=head.tensors())
         png = write_confusion_png(out / "confusion.png", classes, confusion)
         clear_state(out / STATE_DIR)
-        loaded.metadata, loaded.pretrained = metadata, str(out)
+        loaded.metadata, loaded.pretrained, loaded.head = metadata, str(out), head
     return FinetuneResult(
         model_dir=out, classes=classes, accuracy_before=before["accuracy"],
         accuracy_after=after["accuracy"], per_class=per_class_accuracy(classes, confusion),
