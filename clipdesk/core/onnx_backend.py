@@ -16,6 +16,7 @@ in torch with one logged line, never a crash.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
@@ -487,7 +488,7 @@ class OnnxEncoder:
         self._fallback: TorchEncoder | None = None
         self.background = background
         self.note = ""  # one line for a status bar, e.g. while a background export runs
-        self._pending, self._polled, self._process = False, 0.0, None
+        self._pending, self._polled, self._process, self._export_due = False, 0.0, None, False
 
     # -- preparation --------------------------------------------------------------------------
     def prepare_job(self, cancel: CancelToken | None = None) -> Job[Encoder]:
@@ -522,10 +523,13 @@ class OnnxEncoder:
             _note_fallback(f"the ONNX export of {self.loaded.arch} failed ({failure}); it is retried "
                            "after a day")
             return TorchEncoder(self.loaded)
-        self._process = bg.start_background_export(self.loaded.arch, self.loaded.pretrained, identity,
-                                                   self.precision)
-        if self._process is None and not bg.export_running(identity):
+        if not bg.background_enabled():
             return TorchEncoder(self.loaded)  # turned off (CLIPDESK_BACKGROUND_EXPORT=0)
+        if not bg.export_running(identity):
+            # Started after the first batch of results (or when the program ends, as `git gc --auto`
+            # does), so that it never competes with the first result for the cores.
+            self._export_due = True
+            atexit.register(self.start_export)
         log.warning("%s", bg.NOTE)  # the CLI prints core's notes as `clipdesk: …` lines
         self.note = bg.NOTE
         self._fallback = TorchEncoder(self.loaded)
@@ -533,6 +537,17 @@ class OnnxEncoder:
         self.name, self.cache_identity = PENDING_NAME, self._fallback.cache_identity
         self._pending = True
         return self
+
+    def start_export(self) -> None:
+        """Start the background export process now (once)."""
+        if not self._export_due:
+            return
+        self._export_due = False
+        atexit.unregister(self.start_export)
+        from .onnx_export import start_background_export
+
+        self._process = start_background_export(self.loaded.arch, self.loaded.pretrained,
+                                                self.loaded.identity, self.precision)
 
     def _poll_pending(self) -> None:
         """Between batches, at most once a second: switch to ONNX Runtime once the background
@@ -617,6 +632,8 @@ class OnnxEncoder:
                 self._fall_back(error)
         if features is None:
             features = self._torch_run(tower, array)
+            if self._export_due and tower == "visual":
+                self.start_export()  # the first results are out: now the one-time work
         features = np.asarray(features, dtype=np.float32)
         if normalize:
             features = _normalise(features)

@@ -40,10 +40,12 @@ def test_first_use_serves_torch_and_switches_once_the_export_is_verified(cache_r
     images = make_images(3)
     with caplog.at_level(logging.WARNING):
         encoder = run_job(ob.make_onnx_encoder(loaded, "auto").prepare_job())
-    assert isinstance(encoder, ob.OnnxEncoder) and encoder.name == ob.PENDING_NAME and encoder._process is not None
+    assert isinstance(encoder, ob.OnnxEncoder) and encoder.name == ob.PENDING_NAME
     assert encoder.note == bg.NOTE and sum(bg.NOTE in r.getMessage() for r in caplog.records) == 1
+    assert encoder._process is None  # not before the first results
     engine = Engine(encoder, NullCache())
-    first = run_job(engine.embed_job(images))  # served now, by torch
+    first = run_job(engine.embed_job(images))  # served now, by torch; then the export starts
+    assert encoder._process is not None
     assert encoder._process.wait(timeout=240) == 0
     assert ob.cached_export(loaded.identity) is not None and not (bg.model_root(loaded.identity) / bg.LOCK_FILE).exists()
     encoder._polled = 0.0
