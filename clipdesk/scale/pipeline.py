@@ -23,6 +23,7 @@ from ..core.errors import ClipdeskError, ImageLoadError
 from ..core.jobs import CancelToken, Job, Progress, check, run_job
 from . import shards as sh
 
+DECODE_MEMORY = 256 * 2**20  # bytes a decode task reserves (a batch of preprocessed images)
 INSTALL_HINT = "Ray is not installed; install the scale extra with `pip install 'clipdesk[scale]'`."
 
 
@@ -300,10 +301,6 @@ def _pool(ray, spec: ModelSpec, options: IndexOptions) -> tuple[int, dict]:
     return options.workers or max(1, cpus - 1), {"num_cpus": 1}
 
 
-def _spread() -> dict:
-    return {"scheduling_strategy": "SPREAD"}
-
-
 def _ray_shards(spec: ModelSpec, engine, plans: list[sh.ShardPlan], options: IndexOptions,
                 address: str | None) -> Iterator[tuple]:
     ray = connect(address)
@@ -320,9 +317,10 @@ def _ray_shards(spec: ModelSpec, engine, plans: list[sh.ShardPlan], options: Ind
     size, resources = _pool(ray, spec, options)
     dataset = (
         ray.data.from_arrow(tables)
-        # SPREAD: decode tasks go to every node, and stay tasks (not fused into the actors).
+        # Decode tasks reserve some memory for their pixel batches; the different resources
+        # also keep Ray from fusing them into the actors, so they run as tasks of their own.
         .map_batches(_decoder(engine, options), batch_size=block, batch_format="numpy",
-                     ray_remote_args_fn=_spread)
+                     memory=DECODE_MEMORY)
         .map_batches(EncodeActor, fn_constructor_kwargs={"spec": spec, "threads": resources["num_cpus"]},
                      batch_size=options.batch_size, batch_format="numpy",
                      compute=ray.data.ActorPoolStrategy(size=size), **resources)

@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # shared image synthesiser
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synth_images import save_image  # noqa: E402
-
-LABELS = ["red circle", "blue star", "green square", "yellow heart"]
-
-
-def make_folder(root: Path, count: int) -> Path:
-    for i in range(count):
-        save_image(root / f"d{i % 3}" / f"{i:03d}.png", seed=i, width=40, height=32)
-    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    return root
+from scale_helpers import make_folder  # noqa: E402
 
 
 @pytest.fixture

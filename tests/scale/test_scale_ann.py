@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import LABELS
-from test_scale_shards import run_index
+from scale_helpers import LABELS, run_index
 
 from clipdesk.cli import main
 from clipdesk.scale import shards as sh

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import LABELS, make_folder
-from test_scale_shards import _assert_same, table
+from scale_helpers import LABELS, _assert_same, make_folder, table
 
 from clipdesk.cli import main
 from clipdesk.core.jobs import run_job

@@ -11,22 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, make_folder
+from scale_helpers import LABELS, _assert_same, make_folder, run_index, table
 
 from clipdesk.core.jobs import run_job
 from clipdesk.scale import shards as sh
-from clipdesk.scale.pipeline import IndexOptions, ModelSpec, index_job
-
-SPEC = ModelSpec("demo", "demo", "cpu", "torch")
-
-
-def run_index(engine, inputs, out, **options):
-    options = {"labels": LABELS, "shard_size": 8, "use_ray": False, **options}
-    return run_job(index_job(SPEC, [str(p) for p in inputs], out, engine, IndexOptions(**options)))
-
-
-def table(folder: Path) -> dict[str, dict]:
-    return {name: sh.read_shard(folder / name) for name in sorted(sh.existing_shards(folder))}
 
 
 def test_plan_is_content_defined():
@@ -75,13 +63,6 @@ def test_stopped_run_resumes_to_the_same_shards(demo_engine, small_folder, tmp_p
     again = run_index(demo_engine, [small_folder], tmp_path / "idx")
     assert again.written == 1
     _assert_same(table(tmp_path / "full"), table(tmp_path / "idx"))
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name]["path"] == b[name]["path"] and a[name]["error"] == b[name]["error"]
-        np.testing.assert_allclose(a[name]["embedding"], b[name]["embedding"], atol=1e-6)
 
 
 def test_text_file_of_paths_and_file_urls(demo_engine, small_folder, tmp_path):
