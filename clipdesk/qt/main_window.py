@@ -7,6 +7,7 @@ session stores what they return, and the widgets draw the session.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGroupBox,
+    QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QToolButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from clipdesk.core import sorting
@@ -91,7 +94,7 @@ def _open_engine(choice: ModelChoice, worker: ModelWorker, token):
                 pretrained = "demo"
             except ModelLoadError:
                 pass  # the default tag then explains why it cannot be had
-    worker.engine = None
+    # The previous engine stays in `worker.engine` until this one is ready: a failed load keeps it.
     engine = yield from open_engine_job(arch, pretrained, choice.device or "auto",
                                         choice.backend or "auto", cancel=token)
     worker.engine = engine
@@ -99,6 +102,15 @@ def _open_engine(choice: ModelChoice, worker: ModelWorker, token):
     return {"arch": loaded.arch, "pretrained": pretrained if pretrained == "demo" else loaded.pretrained,
             "name": loaded.display_name, "device": str(loaded.device), "backend": engine.encoder.name,
             "class_names": loaded.class_names, "templates": loaded.metadata.get("templates")}
+
+
+def gui_model_message(error: Exception) -> str:
+    """A model error as a window user reads it: command-line hints become the menu items to use."""
+    text = str(error) if isinstance(error, ClipdeskError) else f"Could not load the model: {error}"
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    kept = [s for s in sentences if "--" not in s and "clipdesk " not in s] or sentences[:1]
+    return " ".join(kept) + ("\n\nUse Model › Load checkpoint… for weights on this computer, or "
+                             "Model › Demo model, which needs no download.")
 
 
 class MainWindow(QMainWindow):
@@ -124,8 +136,9 @@ class MainWindow(QMainWindow):
         self.model_info: dict = {}
         self.model_ready = False
         self.notes: list[str] = []  # non-file problems worth listing (label notes)
-        self.scan_notes: list[str] = []  # what the last scan skipped or paired (shown in notes too)
+        self.scan_notes: list[str] = []  # what the last scan left out (listed with the problems)
         self._load_task: Task | None = None
+        self._previous_choice: ModelChoice | None = None
         self._classify_task: Task | None = None
         self._rescore_task: Task | None = None
         self._search_task: Task | None = None
@@ -215,7 +228,15 @@ class MainWindow(QMainWindow):
         self.right.setSizes([330, 470])
         self.left = QSplitter(Qt.Orientation.Vertical)
         self.left.setObjectName("leftSplitter")
-        self.left.addWidget(self.image_view)
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.setSpacing(2)
+        self.grid_header = QHBoxLayout()  # the ranked-view chip, when a search is active
+        self.grid_header.addStretch(1)
+        grid_layout.addLayout(self.grid_header)
+        grid_layout.addWidget(self.image_view)
+        self.left.addWidget(grid_box)
         self.left.addWidget(self.results_table)
         self.left.setSizes([520, 240])
         self.main_split = QSplitter(Qt.Orientation.Horizontal)
@@ -243,10 +264,21 @@ class MainWindow(QMainWindow):
         self.search_box.returnPressed.connect(lambda: self.search(self.search_box.text()))
         self.search_box.textChanged.connect(lambda text: text.strip() or self.clear_search())
         toolbar.addWidget(self.search_box)
-        similar = QAction("Find similar", self)
-        similar.setToolTip("Rank images by similarity to the selected one")
-        similar.triggered.connect(lambda: self.details.path and self.find_similar(self.details.path))
-        toolbar.addAction(similar)
+        self.ranked_chip = QPushButton()  # "Search: red car ✕": the ranked view is visible state
+        self.ranked_chip.setObjectName("rankedChip")
+        self.ranked_chip.setToolTip("Back to the order images were added in (Esc)")
+        self.ranked_chip.setStyleSheet("QPushButton { border-radius: 10px; padding: 2px 10px; "
+                                       "background: #dbe9fb; color: #1a4f8b; }")
+        self.ranked_chip.clicked.connect(self.clear_search)
+        self.ranked_chip.hide()
+        self.grid_header.insertWidget(0, self.ranked_chip)
+        session.on("scores", self._show_ranked_state)
+        self.similar_action = QAction("Find similar", self)
+        self.similar_action.setObjectName("findSimilarAction")
+        self.similar_action.setToolTip("Rank images by similarity to the selected one")
+        self.similar_action.triggered.connect(lambda: self.details.path and self.find_similar(self.details.path))
+        self.similar_action.setEnabled(False)
+        toolbar.addAction(self.similar_action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Show "))
         self.filter_combo = QComboBox()
@@ -305,7 +337,8 @@ class MainWindow(QMainWindow):
             self, "clipdesk", "Zero-shot image classification and search with CLIP (open_clip).\n"
             "Drop images, type labels, see scores."))
 
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.escape)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.focus_search)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -400,12 +433,12 @@ class MainWindow(QMainWindow):
                              device or self.choice.device, backend or self.choice.backend)
         self.worker.cancel()
         self._offer_classes = True
+        if self.model_ready:
+            self._previous_choice = self.choice  # back to it if this load fails
         self.model_ready = False
         self.choice = choice
         self._in_flight.clear()
         self._run = None
-        self.session.reset_embeddings()
-        self._scores_signature = None
         self.model_label.setText("Loading model…")
         self.show_message("Loading model…")
         self.progress_bar.setRange(0, 0)
@@ -450,6 +483,8 @@ class MainWindow(QMainWindow):
         if task is not self._load_task:
             return
         self._close_download_dialog()
+        self.session.reset_embeddings()  # only now: a failed load keeps the previous results
+        self._scores_signature = None
         self.model_ready = True
         self.model_info = info
         self.choice = ModelChoice(info["arch"], info["pretrained"], self.choice.device, self.choice.backend)
@@ -485,15 +520,29 @@ class MainWindow(QMainWindow):
             return
         self._close_download_dialog()
         self._set_busy(False)
+        kept = self._keep_previous_model()
         if isinstance(error, Cancelled):
-            self.model_label.setText("No model loaded")
-            self.show_message("Model loading cancelled. Choose a model in the Model menu.")
+            self.show_message(f"Model loading cancelled.{kept}")
             return
-        message = str(error) if isinstance(error, ClipdeskError) else f"Could not load the model: {error}"
-        self.model_label.setText("No model loaded")
-        self.show_message(message)
+        message = gui_model_message(error)
+        self.show_message(f"The model could not be loaded.{kept}")  # the reason: in the dialog only
         self.model_failed.emit(message)
         self._show_model_error(message)
+
+    def _keep_previous_model(self) -> str:
+        """After a failed or cancelled load, go on with the model that was working, if any."""
+        previous = self._previous_choice
+        if previous is None or not self.model_info:
+            self.model_label.setText("No model loaded")
+            return " Choose a model in the Model menu."
+        info = self.model_info
+        self.choice = previous
+        self.model_ready = True
+        self.model_label.setText(f"{info['name']} · {info['device']} · {info['backend']}")
+        self.model_menu.set_current(info["arch"], info["pretrained"], previous.device, previous.backend)
+        self._paused = False
+        self._schedule()
+        return f" Still using {info['name']}."
 
     def _show_model_error(self, message: str) -> None:
         """One dialog (reused, never stacked) that explains and offers a way out."""
@@ -658,12 +707,14 @@ class MainWindow(QMainWindow):
         self.previews.clear()
         self.session.clear()
         self.details.show_path(None)
+        self.similar_action.setEnabled(False)
         self._refresh_filter()
         self._idle_message()
 
     def _select(self, index) -> None:
         path = index.data(PATH_ROLE) if index.isValid() else None
         self.details.show_path(path)
+        self.similar_action.setEnabled(path is not None)
 
     # -- classification --------------------------------------------------------------------------
     def signature(self) -> tuple:
@@ -837,6 +888,23 @@ class MainWindow(QMainWindow):
         if notes:
             self.show_message(notes[0], 6000)
 
+    def escape(self) -> None:
+        """Esc: stop the running job; with nothing running, leave the ranked view."""
+        if self._classify_task is not None or self._search_task is not None or not self.model_ready:
+            self.cancel()
+        elif self.session.search_query:
+            self.clear_search()
+
+    def focus_search(self) -> None:
+        """Ctrl+F."""
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    def _show_ranked_state(self) -> None:
+        query = self.session.search_query
+        self.ranked_chip.setText(f"{query}  ✕")
+        self.ranked_chip.setVisible(bool(query))
+
     def cancel(self) -> None:
         """Esc / Cancel: stops the running job within one batch; nothing queued starts after it."""
         if self._classify_task is not None or self._run is not None:
@@ -860,7 +928,7 @@ class MainWindow(QMainWindow):
         if not paths or not self.model_ready:
             self.show_message("Nothing to search yet: add images and wait for them to be encoded.", 5000)
             return
-        self._start_search(f"“{query}”", paths,
+        self._start_search(f"Search: {query}", paths,
                            lambda worker, _t: worker.engine.search_text(query, features))
 
     def find_similar(self, path: Path) -> None:
@@ -870,7 +938,7 @@ class MainWindow(QMainWindow):
             return
         paths, features = self.session.features()
         vector = item.vector
-        self._start_search(f"similar to {path.name}", paths,
+        self._start_search(f"Similar to {path.name}", paths,
                            lambda worker, _t: worker.engine.search_image(vector, features))
 
     def _start_search(self, query: str, paths: list[Path], factory) -> None:
@@ -890,7 +958,7 @@ class MainWindow(QMainWindow):
         self.session.set_similarity([paths[i] for i, _ in ranked], [value for _, value in ranked], query)
         self.results_table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
         best = f" Best: {paths[ranked[0][0]].name}." if ranked else ""
-        self.show_message(f"Ranked {len(ranked)} images by {query}.{best}")
+        self.show_message(f"Ranked {len(ranked)} images ({query}).{best}")
         self.image_view.scrollToTop()
         self.results_updated.emit()
 
@@ -901,6 +969,10 @@ class MainWindow(QMainWindow):
                 self.show_message(str(error), 6000)
 
     def clear_search(self) -> None:
+        if self.search_box.text():
+            self.search_box.blockSignals(True)
+            self.search_box.clear()
+            self.search_box.blockSignals(False)
         if self.session.search_query:
             self.session.set_similarity(None)
             self.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
