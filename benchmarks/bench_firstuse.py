@@ -109,10 +109,11 @@ def wait_for_export(env: dict, timeout: float = 900) -> float:
 
 
 def copy_export(src: dict, dst: dict) -> None:
+    """A later start: the first start's cache folder (export, memos), without its embeddings."""
     import shutil
 
-    shutil.copytree(Path(src["CLIPDESK_CACHE_DIR"]) / "onnx", Path(dst["CLIPDESK_CACHE_DIR"]) / "onnx",
-                    dirs_exist_ok=True)
+    shutil.copytree(src["CLIPDESK_CACHE_DIR"], dst["CLIPDESK_CACHE_DIR"], dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("embeddings*"))
 
 
 def model_args(vit: bool, tmp: Path) -> tuple[str, str]:
