@@ -196,6 +196,24 @@ class Session:
         self._reindex()
         self._emit("reset")
 
+    def snapshot(self, rows: Iterable[int]) -> list[tuple[int, ImageItem]]:
+        """(row, item) pairs to put back later with `restore` (undo of a removal)."""
+        return [(row, self.items[row]) for row in sorted(set(rows)) if 0 <= row < len(self.items)]
+
+    def restore(self, snapshot: Sequence[tuple[int, ImageItem]]) -> None:
+        """Put removed items back where they were, with their embeddings and scores."""
+        fresh = [(row, item) for row, item in snapshot if item.path not in self._index]
+        if not fresh:
+            return
+        self._emit("about_to_reset")
+        for row, item in fresh:  # ascending rows: each lands at its old place
+            self.items.insert(min(row, len(self.items)), item)
+        self._reindex()
+        self._emit("reset")
+
+    def remove_paths(self, paths: Iterable[Path | str]) -> None:
+        self.remove_rows(row for row in map(self.row_of, paths) if row is not None)
+
     def clear(self) -> None:
         self._emit("about_to_reset")
         self.items, self._index = [], {}
@@ -404,6 +422,38 @@ class Session:
                 raise AttributeError(key)
             setattr(self, key, value)
         self._emit("options", set(options))
+
+
+# -- the image list, kept between runs (paths only, never pixels) -------------------------------
+def save_image_list(file: Path, paths: Sequence[Path]) -> None:
+    """Write the loaded paths atomically (a crash never leaves half a list)."""
+    import json
+    import os
+    import tempfile
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"version": 1, "images": [str(p) for p in paths]}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_image_list(file: Path) -> list[Path]:
+    """The saved paths that still exist; an unreadable or foreign file gives an empty list."""
+    import json
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        names = data["images"] if isinstance(data, dict) else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [Path(name) for name in names if isinstance(name, str) and Path(name).is_file()]
 
 
 # -- the jobs the app runs on the engine (in its worker thread) ---------------------------------

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QProgressDialog,
@@ -38,11 +39,19 @@ from PySide6.QtWidgets import (
 from clipdesk.core import sorting
 from clipdesk.core.errors import Cancelled, ClipdeskError, ModelLoadError
 from clipdesk.core.export import atomic_write_text, export_results
-from clipdesk.core.paths import data_dir
-from clipdesk.core.session import UNSURE, Session, classify_job, rescore
+from clipdesk.core.paths import config_dir, data_dir
+from clipdesk.core.session import (
+    UNSURE,
+    Session,
+    classify_job,
+    load_image_list,
+    rescore,
+    save_image_list,
+)
 from clipdesk.core.settings import Settings
 
 from .thumbnails import Thumbnails
+from .undo import AddImages, RemoveImages, SortIntoFolders, UndoController
 from .widgets.details import DetailsPanel
 from .widgets.errors_dialog import ErrorsDialog
 from .widgets.image_grid import PATH_ROLE, ImageCardDelegate, ImageListModel, ImageView
@@ -57,6 +66,7 @@ from .worker import ModelWorker, Task, pool, run_in_pool
 # sized to about CHUNK_SECONDS at the measured rate, so the per-task overhead stays small.
 CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
 ADD_SLICE = 1000  # rows added to the views per event-loop turn
+IMAGE_LIST = "images.json"  # in the config folder: the loaded paths, restored on reopen
 
 
 @dataclass
@@ -94,6 +104,8 @@ def _open_engine(choice: ModelChoice, worker: ModelWorker, token):
                 pretrained = "demo"
             except ModelLoadError:
                 pass  # the default tag then explains why it cannot be had
+    if pretrained == "demo" or Path(pretrained).expanduser().is_dir():
+        arch = None  # a model folder (the demo too) names its architecture; a stale one would contradict
     # The previous engine stays in `worker.engine` until this one is ready: a failed load keeps it.
     engine = yield from open_engine_job(arch, pretrained, choice.device or "auto",
                                         choice.backend or "auto", cancel=token)
@@ -164,6 +176,7 @@ class MainWindow(QMainWindow):
         self._later_timer = QTimer(self, singleShot=True, interval=250)
         self._later_timer.timeout.connect(self._refresh_counts)
         self._restore_session_settings()
+        self.undo = UndoController(self.session, self)  # after the restore: that is not an edit
         self._build_views()
         self._build_menus()
         self._build_status_bar()
@@ -174,6 +187,9 @@ class MainWindow(QMainWindow):
         self.session.on("reset", self._update_badge)
         self.setAcceptDrops(True)
         self.setWindowTitle("clipdesk")
+        restored = load_image_list(config_dir() / IMAGE_LIST)
+        if restored:
+            self.add_paths(restored)  # the image list comes back on reopen (paths, not pixels)
         QTimer.singleShot(0, self, self._initial_load)  # after show: the window appears before torch loads
 
     # -- construction ---------------------------------------------------------------------------
@@ -312,6 +328,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         quit_action = file_menu.addAction("Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+
+        edit_menu = QMenu("&Edit", self)
+        edit_menu.setObjectName("editMenu")
+        edit_menu.addActions(self.undo.actions(self))
+        bar.addMenu(edit_menu)
 
         labels_menu = bar.addMenu("&Labels")
         labels_menu.addAction("Import labels…", self.import_labels)
@@ -613,6 +634,8 @@ class MainWindow(QMainWindow):
         self.scan_notes = scan.problems()
         self._update_badge()
         added = self._add_in_slices(files)
+        if added:
+            self.undo.push(AddImages(self.session, added, self._forget_images))
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
         note = f" ({skipped} already loaded)" if skipped else ""
@@ -629,6 +652,12 @@ class MainWindow(QMainWindow):
         self._adding.extend(new[i:i + ADD_SLICE] for i in range(0, len(new), ADD_SLICE))
         self._add_next_slice()
         return new
+
+    def _forget_images(self, paths: list[Path]) -> None:
+        """Undo of an add: drop those still waiting to be added, and their thumbnails."""
+        gone = set(paths)
+        self._adding = deque([p for p in chunk if p not in gone] for chunk in self._adding)
+        self.thumbnails.forget(paths)
 
     def _add_next_slice(self) -> None:
         if self._adding:
@@ -694,7 +723,9 @@ class MainWindow(QMainWindow):
         if not rows:
             return
         paths = [self.session.items[r].path for r in rows]
+        command = RemoveImages(self.session, rows, f"Remove {len(rows)} image{'s' if len(rows) != 1 else ''}")
         self.session.remove_rows(rows)
+        self.undo.push(command)
         self.thumbnails.forget(paths)
         self.show_message(f"Removed {len(rows)} image{'s' if len(rows) != 1 else ''}.", 4000)
         self._refresh_filter()
@@ -705,7 +736,10 @@ class MainWindow(QMainWindow):
         self._adding.clear()
         self.thumbnails.clear()
         self.previews.clear()
-        self.session.clear()
+        if len(self.session):
+            command = RemoveImages(self.session, list(range(len(self.session))), "Clear all images")
+            self.session.clear()
+            self.undo.push(command)
         self.details.show_path(None)
         self.similar_action.setEnabled(False)
         self._refresh_filter()
@@ -1051,6 +1085,9 @@ class MainWindow(QMainWindow):
         self.undo_sort_action.setEnabled(bool(record.done))
         if record.mode == "move":
             self._follow_moves(record.done)
+        if record.done:
+            self.undo.push(SortIntoFolders(len(record.done), record.mode,
+                                           lambda: self.last_sort is record and self.undo_sort()))
         failed = f", {len(record.errors)} failed" if record.errors else ""
         verb = "Moved" if record.mode == "move" else "Copied"
         self.show_message(f"{verb} {len(record.done)} files{failed}. File › Undo last sort reverts it.")
@@ -1135,6 +1172,10 @@ class MainWindow(QMainWindow):
                                       "main": encode(self.main_split.saveState())}
         self.settings.remember_label_set(list(self.session.labels))
         self._save_settings()
+        try:
+            save_image_list(config_dir() / IMAGE_LIST, [item.path for item in self.session.items])
+        except OSError as error:
+            self.show_message(f"Could not save the image list: {error.strerror or error}.", 6000)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Save, stop every job within one batch, wait for the threads, then close."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import wait_idle
 from PIL import Image
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
 
 from clipdesk.core.jobs import Progress
@@ -145,7 +146,13 @@ def test_sort_into_folders_and_undo(qtbot, open_window, make_images, tmp_path, m
     if mode == "move":  # the window follows the files
         assert window.session.row_of(renamed) is not None and window.session.row_of(images[0]) is None
 
-    window.undo_sort_action.trigger()
+    if mode == "move":
+        window.undo_sort_action.trigger()
+    else:  # Edit › Undo (Ctrl+Z) goes through the same verified undo
+        assert window.undo.stack.undoText().startswith("Copy 5 files")
+        window.findChild(QAction, "undoAction").trigger()
+        assert window.last_sort is None, window.status_label.text()
+        assert not window.undo.stack.canRedo()  # a sort is not redone
     assert all(image.is_file() for image in images)
     assert (dest / expected[images[0].name] / images[0].name).read_bytes() == b"existing"
     assert not renamed.exists() and not (dest / "unsure").exists()
