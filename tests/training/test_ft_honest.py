@@ -204,3 +204,22 @@ def test_learning_rate_follows_model_size():
     assert default_full_lr(5_000_000) > default_full_lr(150_000_000) == default_full_lr(1_000_000_000)
     assert default_full_lr(4_772_313) == pytest.approx(3.14e-4, rel=0.01)  # the demo model
     assert default_full_lr(1000) == 1e-3
+
+
+def test_cli_and_metadata_report_the_interval_and_the_gold_standard(tmp_path, monkeypatch, capsys):
+    import json
+
+    from training.cli import main
+
+    for name in ("CACHE", "CONFIG", "DATA"):
+        monkeypatch.setenv(f"CLIPDESK_{name}_DIR", str(tmp_path / name.lower()))
+    folder = make_colour_folder(tmp_path / "colours", per_class=5, size=16)
+    out = tmp_path / "model"
+    assert main(["finetune", str(folder), "--method", "quick", "--model", TINY, "--pretrained", "none",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "metadata.json").read_text())["validation"]["evaluation"]
+    low, high = record["interval_95"]
+    assert record["images"] == 20 and record["method"].startswith("nested")
+    assert f"95 % interval {low:.0%}–{high:.0%}, 20 images" in printed
+    assert "clipdesk evaluate" in printed and "separate labelled folder" in printed
