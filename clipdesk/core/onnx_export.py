@@ -150,8 +150,8 @@ def start_background_export(arch: str, pretrained: str, identity: str,
     package_parent = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "clipdesk.core.onnx_export", "--arch", arch, "--pretrained", pretrained,
-               "--identity", identity, "--precision", precision]
+    command = [sys.executable, "-m", "clipdesk.core.onnx_export", f"--arch={arch}", f"--pretrained={pretrained}",
+               f"--identity={identity}", f"--precision={precision}"]  # `=`: values may start with '-'
     options: dict = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
                      "env": env, "close_fds": True}
     if sys.platform == "win32":
