@@ -15,7 +15,7 @@ import numpy as np
 
 from .backends import Encoder
 from .cache import EmbeddingCache
-from .classify import Scores, independent_scores, rank, softmax_scores
+from .classify import Scores, rank, softmax_scores
 from .embed import EmbedResult, embed_job
 from .errors import LabelError
 from .jobs import CancelToken, Job
@@ -155,8 +155,9 @@ class Engine:
               templates: str = DEFAULT_TEMPLATES) -> Scores:
         scale = self.encoder.logit_scale
         if multi_label:
-            background = self.label_weights([BACKGROUND], templates)[0]
-            return independent_scores(features, label_set.weights, background, scale, label_set.names)
+            from .multilabel import relative_scores  # each label against the image's best one
+
+            return relative_scores(features, label_set.weights, scale, label_set.names)
         head = self.loaded.head
         if head is not None and len(features) and head.match(label_set.names) is not None:
             return head.scores(features, label_set)  # also for other case/spacing or a subset

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import LabelError
+from .multilabel import DEFAULT_THRESHOLD
 from .prompts import parse_label
 
 UNSURE = "unsure"
-MULTI_LABEL_DEFAULT_THRESHOLD = 0.5  # independent scores: a label "is there" above this
+MULTI_LABEL_DEFAULT_THRESHOLD = DEFAULT_THRESHOLD  # relative scores: see core/multilabel.py
 
 
 @dataclass
