@@ -60,6 +60,9 @@ def open_clip_registry() -> dict:
     except (OSError, ValueError):
         pass
     memo = {"stamp": stamp, **_build_registry()}
+    shipped = {name.removesuffix(".json") for name in configs}
+    if not shipped <= set(memo["architectures"]):
+        return memo  # incomplete (should not happen): never memoise it
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(memo), encoding="utf-8")

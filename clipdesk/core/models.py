@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,22 +98,28 @@ def preload_native(package: str) -> None:
         pass
 
 
+_REGISTRY_LOCK = threading.Lock()  # open_clip's rescan empties its config table for a moment
+
+
 def register_configs() -> None:
-    """Make the architectures shipped in resources/ known to open_clip (idempotent)."""
+    """Make the architectures shipped in resources/ known to open_clip (idempotent, thread-safe:
+    the window's catalog and model load may both get here first)."""
     preload_native("torch")  # the GUI loads models on a worker thread: keep the window live
     import open_clip
     from open_clip.factory import _MODEL_CONFIG_PATHS
 
     folder = resources_dir() / "model_configs"
-    if folder not in _MODEL_CONFIG_PATHS:
-        open_clip.add_model_config(folder)
+    with _REGISTRY_LOCK:
+        if folder not in _MODEL_CONFIG_PATHS:
+            open_clip.add_model_config(folder)
 
 
 def list_architectures() -> list[str]:
     import open_clip
 
     register_configs()
-    return open_clip.list_models()
+    with _REGISTRY_LOCK:
+        return open_clip.list_models()
 
 
 def list_pretrained_tags(arch: str) -> list[str]:
@@ -405,9 +412,7 @@ def _base_tag_cfg(arch: str, base: str | None, depth: int = 0) -> dict | None:
 
 
 def _check_arch(arch: str) -> None:
-    import open_clip
-
-    if arch not in open_clip.list_models():
+    if arch not in list_architectures():
         raise ModelLoadError(f"Unknown architecture '{arch}'; `clipdesk models` lists them.")
 
 
