@@ -297,10 +297,13 @@ class Session:
         self.score_labels = list(labels)
         for item in self.items:
             item.probs = None
-        for path, row in zip(paths, probs):
-            index = self.row_of(path)
+        probs = np.asarray(probs, np.float32)
+        for path, row in zip(paths, probs):  # 20,000 rows: dict lookups and views, no copies
+            index = self._index.get(path)
+            if index is None:
+                index = self.row_of(path)
             if index is not None:
-                self.items[index].probs = np.asarray(row, np.float32)
+                self.items[index].probs = row
         self._emit("scores")
 
     def clear_scores(self) -> None:
@@ -316,7 +319,9 @@ class Session:
             item.similarity = None
         self.search_query = query if paths is not None else ""
         for path, value in zip(paths or (), values):
-            row = self.row_of(path)
+            row = self._index.get(path)
+            if row is None:
+                row = self.row_of(path)
             if row is not None:
                 self.items[row].similarity = float(value)
         self._emit("scores")

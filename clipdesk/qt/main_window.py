@@ -65,7 +65,7 @@ from .worker import ModelWorker, Task, pool, run_in_pool
 # Images per classify task: a label edit is served between chunks, not after the run. A chunk is
 # sized to about CHUNK_SECONDS at the measured rate, so the per-task overhead stays small.
 CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
-ADD_SLICE = 1000  # rows added to the views per event-loop turn
+ADD_SLICE = 500  # rows added to the views per event-loop turn
 IMAGE_LIST = "images.json"  # in the config folder: the loaded paths, restored on reopen
 
 

@@ -21,9 +21,11 @@ def test_unsure_rule_threshold_margin_and_multi_label():
     assert decide(probs, names, margin=0.2).label == UNSURE  # 0.5 - 0.4 < 0.2
     sure = decide(probs, names, threshold=0.5, margin=0.05)
     assert sure.label == "cat" and sure.margin == pytest.approx(0.1) and sure.second_label == "dog"
-    multi = decide(np.array([0.9, 0.7, 0.2]), names, multi_label=True)
+    # Multi-label scores are relative to the best label (core/multilabel.py): present from 0.05.
+    multi = decide(np.array([1.0, 0.3, 0.01]), names, multi_label=True)
     assert multi.labels == ["cat", "dog"] and multi.label == "cat, dog" and not multi.unsure
-    assert decide(np.array([0.3, 0.2, 0.1]), names, multi_label=True).unsure
+    assert decide(np.array([1.0, 0.3, 0.01]), names, threshold=0.5, multi_label=True).labels == ["cat"]
+    assert decide(np.array([0.04, 0.03, 0.01]), names, multi_label=True).unsure
 
 
 def test_session_labels_validate_and_dedupe():
