@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressDialog,
     QPushButton,
     QSplitter,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -50,6 +51,7 @@ from clipdesk.core.session import (
 )
 from clipdesk.core.settings import Settings
 
+from .image_actions import ImageActions
 from .thumbnails import Thumbnails
 from .undo import AddImages, RemoveImages, SortIntoFolders, UndoController
 from .widgets.details import DetailsPanel
@@ -125,6 +127,13 @@ def gui_model_message(error: Exception) -> str:
                              "Model › Demo model, which needs no download.")
 
 
+def app_icon() -> QIcon:
+    """The window and application icon (resources/icons/clipdesk.svg)."""
+    from clipdesk.core.paths import resources_dir
+
+    return QIcon(str(resources_dir() / "icons" / "clipdesk.svg"))
+
+
 class MainWindow(QMainWindow):
     model_loaded = Signal(dict)
     model_failed = Signal(str)
@@ -147,6 +156,7 @@ class MainWindow(QMainWindow):
         self.previews = Thumbnails(size=640, parent=self, budget_bytes=16 << 20)
         self.model_info: dict = {}
         self.model_ready = False
+        self.notifications: list[str] = []  # warnings shown once, kept in the problems list
         self.notes: list[str] = []  # non-file problems worth listing (label notes)
         self.scan_notes: list[str] = []  # what the last scan left out (listed with the problems)
         self._load_task: Task | None = None
@@ -187,6 +197,7 @@ class MainWindow(QMainWindow):
         self.session.on("reset", self._update_badge)
         self.setAcceptDrops(True)
         self.setWindowTitle("clipdesk")
+        self.setWindowIcon(app_icon())
         restored = load_image_list(config_dir() / IMAGE_LIST)
         if restored:
             self.add_paths(restored)  # the image list comes back on reopen (paths, not pixels)
@@ -221,13 +232,15 @@ class MainWindow(QMainWindow):
         self.results_table = ResultsTable()
         self.results_table.setModel(self.table_proxy)
         self.results_table.delete_requested.connect(self.remove_selected)
+        self.grid_actions = ImageActions(self.image_view, self.find_similar, self.remove_selected)
+        self.table_actions = ImageActions(self.results_table, self.find_similar, self.remove_selected)
         self.results_table.selectionModel().currentChanged.connect(
             lambda index, _prev: self._select(index))
         self.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
 
         self.label_editor = LabelEditor(session)
         self.label_editor.recent_sets = self.settings["recent_label_sets"]
-        self.label_editor.message.connect(lambda text: self.show_message(text, 6000))
+        self.label_editor.message.connect(self.notify)
         self.label_editor.import_requested.connect(self.import_labels)
         self.label_editor.export_requested.connect(self.export_labels)
         self.details = DetailsPanel(session, self.previews)
@@ -269,8 +282,10 @@ class MainWindow(QMainWindow):
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolBar")
         toolbar.setMovable(False)
-        toolbar.addAction("Add images…", self.add_images_dialog)
-        toolbar.addAction("Add folder…", self.add_folder_dialog)
+        icon = self.style().standardIcon
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(icon(QStyle.StandardPixmap.SP_DialogOpenButton), "Add images…", self.add_images_dialog)
+        toolbar.addAction(icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Add folder…", self.add_folder_dialog)
         toolbar.addSeparator()
         self.search_box = QLineEdit()
         self.search_box.setObjectName("searchBox")
@@ -354,9 +369,8 @@ class MainWindow(QMainWindow):
         self.finetune_action = self.training_menu.addAction("Fine-tune on folder…", self.open_finetune_dialog)
 
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction("About clipdesk", lambda: QMessageBox.about(
-            self, "clipdesk", "Zero-shot image classification and search with CLIP (open_clip).\n"
-            "Drop images, type labels, see scores."))
+        about = help_menu.addAction("&About clipdesk", self.show_about)
+        about.setObjectName("aboutAction")
 
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.escape)
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.focus_search)
@@ -378,11 +392,12 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.model_label)
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("progressBar")
-        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setMinimumWidth(260)  # "20000/20000 · 1450 img/s" fits, never clipped
+        self.progress_bar.setMaximumWidth(340)
         self.progress_bar.setTextVisible(True)
         self.progress_bar.hide()
         status.addPermanentWidget(self.progress_bar)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserStop), "&Cancel")
         self.cancel_button.setObjectName("cancelButton")
         self.cancel_button.setToolTip("Stop the current job (Esc)")
         self.cancel_button.clicked.connect(self.cancel)
@@ -423,12 +438,12 @@ class MainWindow(QMainWindow):
         self._refresh_filter()
 
     def _update_badge(self) -> None:
-        problems = sum(1 for item in self.session.items if item.error) + len(self.notes)
+        problems = sum(1 for item in self.session.items if item.error) + len(self.notes) + len(self.notifications)
         self.badge.setText(f"⚠ {problems} problem{'s' if problems != 1 else ''}")
         self.badge.setVisible(problems > 0)
 
     def show_errors(self) -> ErrorsDialog:
-        dialog = ErrorsDialog(self.session, self.notes, self)
+        dialog = ErrorsDialog(self.session, [*self.notes, *self.notifications], self)
         dialog.open()
         return dialog
 
@@ -921,6 +936,24 @@ class MainWindow(QMainWindow):
         self.label_editor.recent_sets = self.settings["recent_label_sets"]
         if notes:
             self.show_message(notes[0], 6000)
+
+    def show_about(self) -> QMessageBox:
+        from clipdesk import __version__
+
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About clipdesk",
+                          f"<b>clipdesk {__version__}</b><p>Zero-shot image classification and search "
+                          "with CLIP (open_clip). Drop images, type labels, see scores.</p>", parent=self)
+        box.setObjectName("aboutBox")
+        box.setIconPixmap(app_icon().pixmap(64, 64))
+        box.open()
+        return box
+
+    def notify(self, text: str) -> None:
+        """A warning worth keeping: the status bar shows it, the ⚠ problems list keeps it."""
+        if text not in self.notifications:
+            self.notifications = [*self.notifications[-49:], text]
+        self.show_message(text, 10000)
+        self._update_badge()
 
     def escape(self) -> None:
         """Esc: stop the running job; with nothing running, leave the ranked view."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import QStyle
 
 from clipdesk.core.session import ImageItem, Session
 
@@ -119,9 +120,11 @@ class UndoController:
         undo = self.stack.createUndoAction(parent, "&Undo")
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         undo.setObjectName("undoAction")
+        undo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         redo = self.stack.createRedoAction(parent, "&Redo")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
         redo.setObjectName("redoAction")
+        redo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
         return [undo, redo]
 
     def _labels_changed(self) -> None:

@@ -247,7 +247,9 @@ class LabelEditor(QWidget):
             self.recent_menu.addAction("No recent label sets").setEnabled(False)
         for labels in self.recent_sets:
             text = ", ".join(labels)
-            action = QAction(text if len(text) < 60 else text[:57] + "…", self.recent_menu)
+            count = f"{len(labels)} label{'s' if len(labels) != 1 else ''}: "
+            action = QAction(count + (text if len(text) < 60 else text[:57] + "…"), self.recent_menu)
+            action.setToolTip(text)  # the whole set, when the menu item is cut
             action.triggered.connect(lambda _=False, labels=labels: self.session.set_labels(labels))
             self.recent_menu.addAction(action)
 
