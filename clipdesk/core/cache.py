@@ -111,6 +111,7 @@ class EmbeddingCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CacheUnavailable(f"its folder cannot be created ({error.strerror or error})") from error
+        self._seen = _file_id(self.path)  # what a repair may move aside: this file, not a newer one
         if (self.path.exists() or self.path.is_symlink()) and not is_regular_file(self.path):
             raise _SchemaMismatch("it is not a regular file")
         self.close()
@@ -130,6 +131,9 @@ class EmbeddingCache:
     def _move_aside(self, reason: str) -> str:
         """Rename the broken file (and its WAL/SHM) to `<name>.broken-<time>`, to rebuild afresh."""
         self.close()
+        seen = getattr(self, "_seen", None)
+        if seen is not None and _file_id(self.path) != seen:
+            return ""  # another process already replaced it with a fresh cache: just reopen
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         aside = self.path
         for n in range(100):
@@ -291,6 +295,14 @@ class EmbeddingCache:
 
 class _SchemaMismatch(Exception):
     """Internal: the file is a database, but not one this version wrote."""
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _storable(text: str) -> str:

@@ -162,3 +162,15 @@ def test_run_with_broken_cache_gives_the_no_cache_embeddings(tiny_loaded, make_i
     np.testing.assert_allclose(broken.features, plain.features, atol=1e-6)
     again = run_job(Engine(TorchEncoder(tiny_loaded), EmbeddingCache(path)).embed_job(images))
     assert again.encoded == 0  # the rebuilt cache serves the next run
+
+
+def test_several_openers_of_one_garbage_cache_all_end_up_working(path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path.parent.mkdir()
+    path.write_bytes(b"garbage" * 1000)
+    with ThreadPoolExecutor(4) as pool:
+        caches = list(pool.map(lambda _: EmbeddingCache(path), range(4)))
+    assert not any(cache.disabled for cache in caches)
+    assert all(works(cache) for cache in caches)
+    assert works(EmbeddingCache(path)) and path.is_file()
