@@ -74,12 +74,13 @@ class SessionProxy(QAbstractProxyModel):
         self._pos[new] = np.arange(start, start + len(new))
         self.endInsertRows()
 
-    def _source_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:
+    def _source_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
+        # Takes no `roles`: re-emitting PySide's converted role list crashed (refcount) under load.
         positions = self._pos[top_left.row():bottom_right.row() + 1]
         positions = positions[positions >= 0]
         if len(positions):
             self.dataChanged.emit(self.index(int(positions.min()), 0),
-                                  self.index(int(positions.max()), self.columnCount() - 1), roles)
+                                  self.index(int(positions.max()), self._columns - 1))
         if self.label_filter or (not self.search_order and self.sort_column > 0):
             self._later.start()  # a decision changed: which rows show, or their order, may too
 
