@@ -69,7 +69,12 @@ def main(argv: list[str]) -> int:
         app.processEvents()
         time.sleep(0.02)
     window.image_view.setCurrentIndex(window.grid_proxy.index(3, 0))
-    window.results_table.sortByColumn(2, __import__("PySide6.QtCore").QtCore.Qt.SortOrder.DescendingOrder)
+    window.similar_action.trigger()  # the ranked view, with its "Similar to … ✕" chip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not window.session.search_query:
+        app.processEvents()
+        time.sleep(0.02)
+    window.image_view.setCurrentIndex(window.grid_proxy.index(0, 0))
     end = time.monotonic() + 2
     while time.monotonic() < end:
         app.processEvents()
