@@ -31,6 +31,12 @@ class RayMissingError(ClipdeskError):
     """`--ray` without Ray installed."""
 
 
+class RayJobError(ClipdeskError):
+    """The cluster could not be reached, or the Ray job failed; shards already written stay."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How every worker opens the same model (picklable, sent to the encoder actors)."""
@@ -187,7 +193,7 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
     metadata = {"config": config, "labels": label_set.names if label_set else None}
     written = 0
     try:
-        for plan, columns in runner:
+        for plan, columns in _guarded(runner):
             check(cancel)
             _add_scores(engine, columns, label_set, options)
             sh.write_shard(folder, plan.name, columns, metadata)
@@ -204,6 +210,21 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
     if result.complete:
         _finish(folder, result, spec, engine, options, label_set, config)
     return result
+
+
+def _guarded(runner: Iterator[tuple]) -> Iterator[tuple]:
+    """Ray's failures (a worker that died, a model that would not load in an actor) as one sentence."""
+    while True:
+        try:
+            item = next(runner)
+        except StopIteration:
+            return
+        except ClipdeskError:
+            raise
+        except Exception as error:  # noqa: BLE001 - RayTaskError, ActorDiedError, ...
+            raise RayJobError(f"The indexing job failed ({_first_line(error)}); the shards "
+                              "already written are kept: run the same command again to resume.") from error
+        yield item
 
 
 def _finish(folder, result, spec, engine, options, label_set, config) -> None:
@@ -282,12 +303,21 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address != "local":
-        ray.init(address=address, logging_level="WARNING")
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 logging_level="WARNING")
+    try:
+        if address and address != "local":
+            ray.init(address=address, logging_level="WARNING")
+        else:
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                     logging_level="WARNING")
+    except Exception as error:  # noqa: BLE001 - Ray raises several kinds; one sentence for all
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise RayJobError(f"Could not start or join {where} ({_first_line(error)}).") from error
     return ray
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _pool(ray, spec: ModelSpec, options: IndexOptions) -> tuple[int, dict]:

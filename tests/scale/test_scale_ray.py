@@ -72,3 +72,4 @@ def test_ray_classify_equals_single_process(local_ray, folder, tmp_path, capsys,
     resumed = run_job(index_job(spec, [str(folder)], out, demo_engine, IndexOptions(**options)))
     assert resumed.skipped == 2 and resumed.written == len(resumed.shards) - 2
     _assert_same(shards, table(out))
+
