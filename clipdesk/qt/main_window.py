@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -52,6 +51,7 @@ from clipdesk.core.session import (
 from clipdesk.core.settings import Settings
 
 from .image_actions import ImageActions
+from .search_controller import SearchController
 from .thumbnails import Thumbnails
 from .undo import AddImages, RemoveImages, SortIntoFolders, UndoController
 from .widgets.details import DetailsPanel
@@ -163,7 +163,6 @@ class MainWindow(QMainWindow):
         self._previous_choice: ModelChoice | None = None
         self._classify_task: Task | None = None
         self._rescore_task: Task | None = None
-        self._search_task: Task | None = None
         self._rescore_dirty = False
         self._paused = False
         self._scores_signature: tuple | None = None
@@ -287,28 +286,11 @@ class MainWindow(QMainWindow):
         toolbar.addAction(icon(QStyle.StandardPixmap.SP_DialogOpenButton), "Add images…", self.add_images_dialog)
         toolbar.addAction(icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Add folder…", self.add_folder_dialog)
         toolbar.addSeparator()
-        self.search_box = QLineEdit()
-        self.search_box.setObjectName("searchBox")
-        self.search_box.setPlaceholderText("Search images by text, e.g. “a red car at night” — Enter")
-        self.search_box.setClearButtonEnabled(True)
-        self.search_box.setMinimumWidth(300)
-        self.search_box.returnPressed.connect(lambda: self.search(self.search_box.text()))
-        self.search_box.textChanged.connect(lambda text: text.strip() or self.clear_search())
+        self.searching = SearchController(self)
+        self.search_box, self.ranked_chip = self.searching.box, self.searching.chip
+        self.similar_action = self.searching.similar_action
         toolbar.addWidget(self.search_box)
-        self.ranked_chip = QPushButton()  # "Search: red car ✕": the ranked view is visible state
-        self.ranked_chip.setObjectName("rankedChip")
-        self.ranked_chip.setToolTip("Back to the order images were added in (Esc)")
-        self.ranked_chip.setStyleSheet("QPushButton { border-radius: 10px; padding: 2px 10px; "
-                                       "background: #dbe9fb; color: #1a4f8b; }")
-        self.ranked_chip.clicked.connect(self.clear_search)
-        self.ranked_chip.hide()
         self.grid_header.insertWidget(0, self.ranked_chip)
-        session.on("scores", self._show_ranked_state)
-        self.similar_action = QAction("Find similar", self)
-        self.similar_action.setObjectName("findSimilarAction")
-        self.similar_action.setToolTip("Rank images by similarity to the selected one")
-        self.similar_action.triggered.connect(lambda: self.details.path and self.find_similar(self.details.path))
-        self.similar_action.setEnabled(False)
         toolbar.addAction(self.similar_action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Show "))
@@ -373,7 +355,7 @@ class MainWindow(QMainWindow):
         about.setObjectName("aboutAction")
 
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.escape)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.focus_search)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.searching.focus)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -962,16 +944,6 @@ class MainWindow(QMainWindow):
         elif self.session.search_query:
             self.clear_search()
 
-    def focus_search(self) -> None:
-        """Ctrl+F."""
-        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.search_box.selectAll()
-
-    def _show_ranked_state(self) -> None:
-        query = self.session.search_query
-        self.ranked_chip.setText(f"{query}  ✕")
-        self.ranked_chip.setVisible(bool(query))
-
     def cancel(self) -> None:
         """Esc / Cancel: stops the running job within one batch; nothing queued starts after it."""
         if self._classify_task is not None or self._run is not None:
@@ -985,65 +957,19 @@ class MainWindow(QMainWindow):
         if self._load_task is not None and not self.model_ready:
             self._load_task.cancel()
 
-    # -- search ---------------------------------------------------------------------------------
+    # -- search (SearchController) ---------------------------------------------------------------
+    @property
+    def _search_task(self) -> Task | None:
+        return self.searching.task
+
     def search(self, query: str) -> None:
-        query = query.strip()
-        if not query:
-            self.clear_search()
-            return
-        paths, features = self.session.features()
-        if not paths or not self.model_ready:
-            self.show_message("Nothing to search yet: add images and wait for them to be encoded.", 5000)
-            return
-        self._start_search(f"Search: {query}", paths,
-                           lambda worker, _t: worker.engine.search_text(query, features))
+        self.searching.search(query)
 
     def find_similar(self, path: Path) -> None:
-        row = self.session.row_of(path)
-        item = self.session.items[row] if row is not None else None
-        if item is None or item.vector is None or not self.model_ready:
-            return
-        paths, features = self.session.features()
-        vector = item.vector
-        self._start_search(f"Similar to {path.name}", paths,
-                           lambda worker, _t: worker.engine.search_image(vector, features))
-
-    def _start_search(self, query: str, paths: list[Path], factory) -> None:
-        if self._search_task is not None:
-            self._search_task.cancel()
-
-        def connect(task: Task) -> None:
-            task.signals.finished.connect(lambda ranked: self._searched(task, query, paths, ranked))
-            task.signals.errored.connect(lambda error: self._search_failed(task, error))
-
-        self._search_task = self.worker.submit("search", factory, connect=connect)
-
-    def _searched(self, task: Task, query: str, paths: list[Path], ranked) -> None:
-        if task is not self._search_task:
-            return
-        self._search_task = None
-        self.session.set_similarity([paths[i] for i, _ in ranked], [value for _, value in ranked], query)
-        self.results_table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
-        best = f" Best: {paths[ranked[0][0]].name}." if ranked else ""
-        self.show_message(f"Ranked {len(ranked)} images ({query}).{best}")
-        self.image_view.scrollToTop()
-        self.results_updated.emit()
-
-    def _search_failed(self, task: Task, error) -> None:
-        if task is self._search_task:
-            self._search_task = None
-            if not isinstance(error, Cancelled):
-                self.show_message(str(error), 6000)
+        self.searching.find_similar(path)
 
     def clear_search(self) -> None:
-        if self.search_box.text():
-            self.search_box.blockSignals(True)
-            self.search_box.clear()
-            self.search_box.blockSignals(False)
-        if self.session.search_query:
-            self.session.set_similarity(None)
-            self.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-            self._idle_message()
+        self.searching.clear()
 
     # -- filter ---------------------------------------------------------------------------------
     def set_label_filter(self, label: str) -> None:
