@@ -40,7 +40,13 @@ class TrainingPlot(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         palette = self.palette()
         painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
-        area = QRectF(self.rect()).adjusted(48, 14, -48, -26)
+        metrics = painter.fontMetrics()
+        labels = self._loss_range()
+        ticks = [f"{v:.3g}" for v in labels] if labels else []
+        left = max([metrics.horizontalAdvance(t) for t in ticks] + [24]) + 10  # never cut: measured
+        right = metrics.horizontalAdvance("100%") + 10
+        line = metrics.height()
+        area = QRectF(self.rect()).adjusted(left, line + 10, -right, -(line + 12))
         painter.setPen(QPen(palette.color(QPalette.ColorRole.Mid), 1))
         painter.drawRect(area)
         text = palette.color(QPalette.ColorRole.Text)
@@ -57,28 +63,36 @@ class TrainingPlot(QWidget):
 
         if self.loss:
             values = [v for _, v in self.loss]
-            low, high = min(values), max(values)
-            high = high if high > low else low + 1.0
+            low, high = labels
             px = scale(self.loss)
             self._line(painter, [(px(x), area.bottom() - (v - low) / (high - low) * area.height())
                                  for x, v in self.loss], LOSS_COLOUR)
             painter.setPen(LOSS_COLOUR)
-            painter.drawText(QRectF(0, area.top() - 7, 44, 14), Qt.AlignmentFlag.AlignRight, f"{high:.3g}")
-            painter.drawText(QRectF(0, area.bottom() - 7, 44, 14), Qt.AlignmentFlag.AlignRight, f"{low:.3g}")
-            painter.drawText(QRectF(area.left(), 0, 200, 14), Qt.AlignmentFlag.AlignLeft,
-                             f"loss {values[-1]:.4f}")
+            half = line / 2
+            painter.drawText(QRectF(0, area.top() - half, left - 6, line), Qt.AlignmentFlag.AlignRight, ticks[1])
+            painter.drawText(QRectF(0, area.bottom() - half, left - 6, line), Qt.AlignmentFlag.AlignRight, ticks[0])
+            painter.drawText(QRectF(area.left(), 0, area.width() / 2, line), Qt.AlignmentFlag.AlignLeft,
+                             f"loss {values[-1]:.4g}")
         if self.accuracy:
             px = scale(self.accuracy)
             points = [(px(x), area.bottom() - v * area.height()) for x, v in self.accuracy]
             self._line(painter, points, ACC_COLOUR, dots=True)
             painter.setPen(ACC_COLOUR)
-            painter.drawText(QRectF(area.right() + 4, area.top() - 7, 44, 14), Qt.AlignmentFlag.AlignLeft, "100%")
-            painter.drawText(QRectF(area.right() + 4, area.bottom() - 7, 44, 14), Qt.AlignmentFlag.AlignLeft, "0%")
-            painter.drawText(QRectF(area.right() - 200, 0, 200, 14), Qt.AlignmentFlag.AlignRight,
+            half = line / 2
+            painter.drawText(QRectF(area.right() + 4, area.top() - half, right, line), Qt.AlignmentFlag.AlignLeft, "100%")
+            painter.drawText(QRectF(area.right() + 4, area.bottom() - half, right, line), Qt.AlignmentFlag.AlignLeft, "0%")
+            painter.drawText(QRectF(area.center().x(), 0, area.width() / 2, line), Qt.AlignmentFlag.AlignRight,
                              f"val. accuracy {self.accuracy[-1][1]:.1%}")
         painter.setPen(text)
-        painter.drawText(QRectF(area.left(), area.bottom() + 6, area.width(), 16),
+        painter.drawText(QRectF(area.left(), area.bottom() + 6, area.width(), line),
                          Qt.AlignmentFlag.AlignCenter, "training progress →")
+
+    def _loss_range(self) -> tuple[float, float] | None:
+        if not self.loss:
+            return None
+        values = [v for _, v in self.loss]
+        low, high = min(values), max(values)
+        return low, (high if high > low else low + 1.0)
 
     @staticmethod
     def _line(painter: QPainter, points: list[tuple[float, float]], colour: QColor, dots: bool = False) -> None:
