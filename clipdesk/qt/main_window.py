@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
 
 from clipdesk.core import sorting
 from clipdesk.core.errors import Cancelled, ClipdeskError, ModelLoadError
-from clipdesk.core.export import atomic_write_text, export_results
 from clipdesk.core.paths import config_dir, data_dir
 from clipdesk.core.session import (
     UNSURE,
@@ -52,8 +51,9 @@ from clipdesk.core.settings import Settings
 
 from .image_actions import ImageActions
 from .search_controller import SearchController
+from .sort_export import SortExportController
 from .thumbnails import Thumbnails
-from .undo import AddImages, RemoveImages, SortIntoFolders, UndoController
+from .undo import AddImages, RemoveImages, UndoController
 from .widgets.details import DetailsPanel
 from .widgets.errors_dialog import ErrorsDialog
 from .widgets.image_grid import PATH_ROLE, ImageCardDelegate, ImageListModel, ImageView
@@ -173,8 +173,7 @@ class MainWindow(QMainWindow):
         self.download_dialog: QProgressDialog | None = None
         self.model_error_box: QMessageBox | None = None
         self.finetune_dialog = None
-        self.sort_dialog: SortDialog | None = None
-        self.last_sort: sorting.SortRecord | None = sorting.load_journal()
+        self.sorter = SortExportController(self)  # before the menus: they read last_sort
 
         self._message_timer = QTimer(self, singleShot=True)
         self._message_timer.timeout.connect(self._idle_message)
@@ -998,98 +997,49 @@ class MainWindow(QMainWindow):
             self.grid_proxy.refilter()
             self.table_proxy.refilter()
 
-    # -- export, sort, labels files ---------------------------------------------------------------
+    # -- export, sort, labels files (SortExportController) -------------------------------------------
+    @property
+    def last_sort(self) -> sorting.SortRecord | None:
+        return self.sorter.last_sort
+
+    @last_sort.setter
+    def last_sort(self, record: sorting.SortRecord | None) -> None:
+        self.sorter.last_sort = record
+
+    @property
+    def sort_dialog(self) -> SortDialog | None:
+        return self.sorter.sort_dialog
+
+    @property
+    def sort_task(self) -> Task | None:
+        return self.sorter.sort_task
+
     def export_dialog(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export results", str(Path(self.settings["last_folder"] or ".") / "results.csv"),
-            "CSV (*.csv);;JSON (*.json)")
-        if path:
-            if not Path(path).suffix:
-                path += ".json" if "json" in chosen.lower() else ".csv"
-            self.export_to(Path(path))
+        self.sorter.export_dialog()
 
     def export_to(self, path: Path) -> None:
-        try:
-            export_results(self.session, path)
-        except OSError as error:
-            self.show_message(f"Could not write {path}: {error.strerror or error}.")
-            return
-        self.show_message(f"Exported {len(self.session)} results to {path}.", 6000)
+        self.sorter.export_to(path)
 
     def open_sort_dialog(self) -> SortDialog:
-        dialog = SortDialog(self.session, self.settings.get("sort_destination", ""), self)
-        dialog.accepted.connect(lambda: dialog.plan and self.run_sort(dialog.plan, dialog.mode))
-        self.sort_dialog = dialog
-        dialog.open()
-        return dialog
+        return self.sorter.open_sort_dialog()
 
     def run_sort(self, plan: sorting.SortPlan, mode: str) -> Task:
-        self.settings["sort_destination"] = str(plan.destination)
-        self.progress_bar.setRange(0, len(plan.moves))
-        self._set_busy(True)
-
-        def connect(task: Task) -> None:
-            task.signals.yielded.connect(lambda p: (self.progress_bar.setValue(p.done),
-                                                    self.show_message(f"{p.message}: {p.done}/{p.total}")))
-            task.signals.finished.connect(self._sorted)
-            task.signals.errored.connect(lambda error: (self._set_busy(False), self.show_message(str(error))))
-
-        self.sort_task = run_in_pool("sort", lambda _c, token: sorting.execute_job(plan, mode, token),
-                                     connect=connect)
-        return self.sort_task
-
-    def _sorted(self, record: sorting.SortRecord) -> None:
-        self._set_busy(self._classify_task is not None)
-        self.last_sort = record
-        self.undo_sort_action.setEnabled(bool(record.done))
-        if record.mode == "move":
-            self._follow_moves(record.done)
-        if record.done:
-            self.undo.push(SortIntoFolders(len(record.done), record.mode,
-                                           lambda: self.last_sort is record and self.undo_sort()))
-        failed = f", {len(record.errors)} failed" if record.errors else ""
-        verb = "Moved" if record.mode == "move" else "Copied"
-        self.show_message(f"{verb} {len(record.done)} files{failed}. File › Undo last sort reverts it.")
-
-    def _follow_moves(self, moves) -> None:
-        for old, new in moves:
-            self.thumbnails.rename(Path(old), Path(new))
-        self.session.replace_paths(moves)
+        return self.sorter.run_sort(plan, mode)
 
     def undo_sort(self) -> None:
-        try:
-            restored = sorting.undo(self.last_sort)
-        except ClipdeskError as error:
-            self.show_message(str(error), 6000)
-            return
-        if self.last_sort is not None and self.last_sort.mode == "move":
-            self._follow_moves(restored)
-        self.last_sort = None
-        self.undo_sort_action.setEnabled(False)
-        self.show_message(restored.message, 8000)  # says how many were restored and which were kept
+        self.sorter.undo_sort()
 
     def import_labels(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import labels", self.settings["last_folder"],
-                                              "Text files (*.txt);;All files (*)")
-        if path:
-            self.import_labels_from(Path(path))
+        self.sorter.import_labels()
 
     def import_labels_from(self, path: Path) -> None:
-        from clipdesk.core.prompts import read_labels_file
-
-        try:
-            self.replace_labels(read_labels_file(path))
-        except ClipdeskError as error:
-            self.show_message(str(error), 8000)
+        self.sorter.import_labels_from(path)
 
     def export_labels(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export labels", "labels.txt", "Text files (*.txt)")
-        if path:
-            self.export_labels_to(Path(path))
+        self.sorter.export_labels()
 
     def export_labels_to(self, path: Path) -> None:
-        atomic_write_text(path, "".join(f"{line}\n" for line in self.session.labels))
-        self.show_message(f"Saved {len(self.session.labels)} labels to {path}.", 5000)
+        self.sorter.export_labels_to(path)
 
     # -- training -------------------------------------------------------------------------------
     def open_finetune_dialog(self):
