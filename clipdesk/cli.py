@@ -8,6 +8,7 @@ Results go to stdout; progress (tqdm) and notes go to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -371,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse already printed the usage message
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets `\xe9`, not a crash
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
     logger = logging.getLogger("clipdesk")
     propagate = logger.propagate
     _route_notes_to_stderr()
