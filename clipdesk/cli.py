@@ -2,7 +2,8 @@
 
 Exit codes (scripts depend on them): 0 the run completed (even if some files failed),
 1 the model could not be loaded, 2 usage errors (bad labels, no images, unknown options).
-Results go to stdout; progress (tqdm) and notes go to stderr.
+Results go to stdout; progress (tqdm) and notes go to stderr. Any failure is one `clipdesk:` line,
+never a traceback (`--debug` or CLIPDESK_DEBUG=1 shows it); JSON output is always strict JSON.
 """
 
 from __future__ import annotations
