@@ -48,13 +48,24 @@ def test_shipped_files_are_small_and_describe_the_model():
     assert meta["held_out"] == [f"{c} {s}" for c, s in synthetic.HELD_OUT]
 
 
-@pytest.mark.parametrize("arch, pretrained", [("demo", "demo"), ("clipdesk-tiny", "demo"),
-                                              ("demo", "none")])
+@pytest.mark.parametrize("arch, pretrained", [("demo", "demo"), ("demo", None), (None, "demo"),
+                                              ("clipdesk-demo", "demo")])
 def test_demo_routes_to_the_shipped_folder(arch, pretrained):
     loaded = load_model(arch, pretrained, "cpu")
     assert loaded.arch == "clipdesk-demo"
     assert loaded.image_size == 64 and loaded.context_length == 24
     assert loaded.class_names == synthetic.class_names()
+
+
+def test_demo_alias_never_overrides_what_was_asked():
+    """`--model demo --pretrained none` is the demo architecture with random weights, and another
+    architecture with `--pretrained demo` is a contradiction (issue 9 §3, issue 10 item 11)."""
+    from clipdesk.core.errors import ModelLoadError
+
+    random = load_model("demo", "none", "cpu")
+    assert random.arch == "clipdesk-demo" and random.class_names == [] and random.pretrained == "none"
+    with pytest.raises(ModelLoadError, match="leave out --model"):
+        load_model("clipdesk-tiny", "demo", "cpu")
 
 
 def test_weights_load_exactly(engine):
