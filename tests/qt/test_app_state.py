@@ -140,3 +140,21 @@ def test_demo_start_brings_samples_and_their_labels():
     assert [p.rsplit("/", 1)[-1] for p in paths] == [
         f"{i + 1:02d}-{c}-{s}.png" for i, (c, s) in enumerate(SAMPLE_SCENES)]
     assert set(labels) == {f"{c} {s}" for c, s in SAMPLE_SCENES}
+
+
+def test_window_does_not_import_torch_for_the_model_menu():
+    """The model list (open_clip's catalog imports torch) is read when the menu opens, not at start:
+    on the ONNX path torch is never imported."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication([])\n"
+            "from clipdesk.qt.main_window import MainWindow, ModelChoice\n"
+            "from clipdesk.qt.worker import pool\n"
+            "window = MainWindow(ModelChoice('demo', 'demo', 'cpu', 'onnx'))\n"
+            "pool().waitForDone(20000)\n"
+            "print(any(m.split('.')[0] in ('torch', 'open_clip') for m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -288,7 +288,18 @@ def test_model_menu_lists_and_loads(qtbot, open_window):
 
     walk(menu)
     assert ("clipdesk-tiny", "none") in actions
-    assert any(key[1] not in ("none", "demo") for key in actions if isinstance(key, tuple))
     with qtbot.waitSignal(window.model_loaded, timeout=30000):
         actions[("clipdesk-tiny", "none")].trigger()
     assert window.model_info["arch"] == "clipdesk-tiny"
+    assert len(menu.actions()) < 30  # no longer 100+ cascading items: a filterable picker
+    picker = menu.open_picker()
+    total = picker.list.count()
+    assert total > 20
+    qtbot.keyClicks(picker.filter, "b-32 openai")
+    shown = [picker.list.item(r) for r in range(total) if not picker.list.item(r).isHidden()]
+    assert shown and all("b-32" in i.text().casefold() and "openai" in i.text() for i in shown)
+    assert picker.count.text() == f"{len(shown)} of {total} models"
+    menu.chosen.disconnect()  # only look at what was picked: no download in a test
+    with qtbot.waitSignal(menu.chosen) as chosen:
+        qtbot.keyClick(picker.filter, Qt.Key.Key_Return)  # Enter takes the first match
+    assert chosen.args == list(shown[0].data(Qt.ItemDataRole.UserRole))

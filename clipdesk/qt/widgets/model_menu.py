@@ -36,8 +36,9 @@ class ModelMenu(QMenu):
         self.device = "auto"
         self.backend = "auto"
         self._fetching = False
+        self.picker = None
         self.aboutToShow.connect(self.rebuild)
-        self.rebuild()
+        self.rebuild(fetch=False)  # the catalog imports open_clip (torch): not at start-up
 
     def fetch(self) -> None:
         """Read the catalog in the pool (it imports open_clip); the menu refills when it lands."""
@@ -58,12 +59,13 @@ class ModelMenu(QMenu):
 
     def set_current(self, arch: str, pretrained: str, device: str, backend: str) -> None:
         self.current, self.device, self.backend = (arch, pretrained), device, backend
-        self.rebuild()
+        self.rebuild(fetch=False)
 
-    def rebuild(self) -> None:
+    def rebuild(self, fetch: bool = True) -> None:
         self.clear()
         if self.entries is None:
-            self.fetch()
+            if fetch:
+                self.fetch()
             self.addAction("Loading the model list…").setEnabled(False)
         else:
             self._add_entries()
@@ -95,6 +97,16 @@ class ModelMenu(QMenu):
         menu.addAction(action)
         return action
 
+    def open_picker(self):
+        """The filterable list of every architecture and tag."""
+        from .model_picker import ModelPicker
+
+        entries = [e for e in (self.entries or []) if e.kind == "pretrained"]
+        self.picker = ModelPicker(entries, self.current, self.parentWidget())
+        self.picker.chosen.connect(self.chosen)
+        self.picker.open()
+        return self.picker
+
     def _add_entries(self) -> None:
         entries = self.entries or []
         demo = [e for e in entries if e.kind == "demo"]
@@ -109,18 +121,13 @@ class ModelMenu(QMenu):
             classes = f", {len(entry.class_names)} classes" if entry.class_names else ""
             self._choice(menu, f"{Path(entry.pretrained).name} ({entry.arch}{classes})",
                          entry.arch, entry.pretrained)
-        pretrained = self.addMenu("Pretrained (✓ downloaded)")
-        pretrained.setObjectName("pretrainedMenu")
-        by_arch: dict[str, list] = {}
-        for entry in entries:
-            if entry.kind == "pretrained":
-                by_arch.setdefault(entry.arch, []).append(entry)
-        for arch, tags in by_arch.items():
-            have = any(t.available for t in tags)
-            sub = pretrained.addMenu(f"{'✓ ' if have else ''}{arch}")
-            for entry in tags:
-                self._choice(sub, f"{'✓ ' if entry.available else '    '}{entry.pretrained}",
-                             arch, entry.pretrained)
+        tags = [e for e in entries if e.kind == "pretrained"]
+        have = sum(e.available for e in tags)
+        pick = self.addAction(f"Pretrained models… ({len(tags)}, ✓ {have} downloaded)", self.open_picker)
+        pick.setObjectName("pretrainedPickerAction")
+        for entry in tags:  # the downloaded ones stay one click away
+            if entry.available:
+                self._choice(self, f"✓ {entry.arch} · {entry.pretrained}", entry.arch, entry.pretrained)
         random = self.addMenu("Random weights (testing)")
         for entry in entries:
             if entry.kind == "random":
