@@ -30,6 +30,7 @@ from .shards import read_shard
 EXACT_BELOW = 20_000  # vectors: under this a brute-force scan takes under a millisecond or two
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 32, 128, 256
 DEFAULT_LIBRARY = "faiss-pq"
+TRAIN_SAMPLE = 65_536  # vectors the PQ codebook is learnt from
 
 
 class HnswUsearch:
@@ -121,10 +122,14 @@ class PqRefineFaiss:
         self.refine = faiss.downcast_index(self.index.index)
         self.refine.k_factor = self.K_FACTOR
 
+    def train(self, vectors: np.ndarray) -> None:
+        """The codebook: learnt once, from a sample of the first shards, kept for later adds."""
+        self.index.train(np.ascontiguousarray(vectors, np.float32))
+
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, np.float32)
-        if not self.index.is_trained:  # the codebook: learnt once, from the first vectors
-            self.index.train(vectors[:65536])
+        if not self.index.is_trained:
+            self.train(vectors[:TRAIN_SAMPLE])
         self.index.add_with_ids(vectors, keys.astype(np.int64))
 
     search = HnswFaiss.search
@@ -172,6 +177,8 @@ class VectorIndex:
     def _grow(self, names: list[str]) -> None:
         fresh = not self._ann_file().exists() or names == self.state["shards"]
         ann = self.library(self.state["dim"], None if fresh else self._ann_file())
+        if fresh and hasattr(ann, "train"):
+            ann.train(self._sample(names))
         for name in names:
             keys, vectors = self._shard_vectors(name)
             if len(keys):
@@ -187,6 +194,17 @@ class VectorIndex:
         ok = np.asarray([not e for e in columns["error"]], bool)
         offset = self.state["offsets"][self.state["shards"].index(name)]
         return np.flatnonzero(ok).astype(np.int64) + offset, columns["embedding"][ok]
+
+    def _sample(self, names: list[str], size: int = TRAIN_SAMPLE) -> np.ndarray:
+        """Vectors to learn a codebook from: from the first shards, up to `size` of them."""
+        parts, count = [], 0
+        for name in names:
+            vectors = self._shard_vectors(name)[1]
+            parts.append(vectors[: size - count])
+            count += len(parts[-1])
+            if count >= size:
+                break
+        return np.concatenate(parts)
 
     def _count_valid(self) -> int:
         return sum(sum(1 for e in read_shard(self.folder / n, ["error"])["error"] if not e)
