@@ -517,14 +517,19 @@ class OnnxEncoder:
         from . import onnx_export as bg
 
         identity = self.loaded.identity
-        bg.clean_stale(identity)
+        try:
+            root = export_root()
+            root.mkdir(parents=True, exist_ok=True)
+            bg.clean_stale(identity)
+        except OSError:  # an unusable cache folder: torch, and no promise of an export
+            return TorchEncoder(self.loaded)
         failure = bg.recent_failure(identity)
         if failure is not None:
             _note_fallback(f"the ONNX export of {self.loaded.arch} failed ({failure}); it is retried "
                            "after a day")
             return TorchEncoder(self.loaded)
-        if not bg.background_enabled():
-            return TorchEncoder(self.loaded)  # turned off (CLIPDESK_BACKGROUND_EXPORT=0)
+        if not bg.background_enabled() or not os.access(root, os.W_OK):
+            return TorchEncoder(self.loaded)  # turned off (CLIPDESK_BACKGROUND_EXPORT=0), read-only cache
         if not bg.export_running(identity):
             # Started after the first batch of results (or when the program ends, as `git gc --auto`
             # does), so that it never competes with the first result for the cores.

@@ -182,7 +182,8 @@ def run_export(arch: str, pretrained: str, identity: str, precision: str = "fp32
             run_job(export_job(loaded, precision))
         except Exception as error:  # noqa: BLE001 - recorded, so the next runs do not retry at once
             text = str(error).strip().splitlines()
-            record_failure(identity, f"{type(error).__name__}: {text[0] if text else ''}")
+            with contextlib.suppress(OSError):  # a full or read-only disk: nothing more to do
+                record_failure(identity, f"{type(error).__name__}: {text[0] if text else ''}")
             return 1
         (model_root(identity) / FAILED_FILE).unlink(missing_ok=True)
     return 0
