@@ -8,7 +8,8 @@ choose the epoch (lowest validation loss, with patience) and the WiSE-FT mix (Wo
 the reported accuracy. Tiny folders still get a minimum number of optimisation steps, and the
 learning rate follows the model's size. Over the final embeddings, quick's candidates (the
 fine-tuned text classifier, a logistic regression, …) are compared by cross-validation and the
-winner is saved as a head beside the weights. The forgetting guard compares the model's zero-shot
+winner is saved as a head beside the weights; the same is tried over the base model's
+embeddings (α = 0), and the validation images keep whichever of the two answers them better. The forgetting guard compares the model's zero-shot
 answers on a generic label set with the base model's, over the test images.
 """
 
@@ -145,14 +146,34 @@ def full_splits(config, summary) -> tuple[list[str], tuple, tuple, tuple, str]:
     return outer.classes, (train_p, train_y), (val_p, val_y), (outer.val_paths, outer.val_labels), how
 
 
-def fit_full_head(loaded, model, paths, labels, classes, config, device):
-    """Quick's candidates over the fine-tuned embeddings (its own text classifier among them), chosen
-    by cross-validation: fine-tuning then never ends below a linear probe on its own features."""
+def _head_on(loaded, model, paths, labels, classes, config, device) -> tuple[str, object]:
     features = Validator(loaded, paths, labels, classes, config.templates, device).features(model).numpy()
     text = class_weights(model, loaded, classes, config.templates, device).numpy()
     ctx = probe.Context(classes, text, float(model.logit_scale.detach().exp()), seed=config.seed)
     name, head, _ = probe.select_and_fit(features, np.asarray(labels, np.int64), ctx)
     return name, head
+
+
+def choose_mix_and_head(loaded, model, base: dict, tuned: dict, alpha: float, splits, classes, config,
+                        device) -> tuple[float, str, object]:
+    """Quick's candidates over the embeddings of the WiSE-FT mix and of the base model (α = 0), each
+    chosen by cross-validation on the training images and judged on the validation images; the
+    better pair is refitted on both. Fine-tuning then never ends below a probe on the base model's
+    features because it learnt the training images by heart (tiny folders)."""
+    (train_p, train_y), (val_p, val_y) = splits
+    results = []
+    for a in sorted({0.0, alpha}, reverse=True):
+        model.load_state_dict(wise_mix(base, tuned, a))
+        model.eval()
+        _, head = _head_on(loaded, model, train_p, train_y, classes, config, device)
+        features = Validator(loaded, val_p, val_y, classes, config.templates, device).features(model).numpy()
+        correct, loss = probe.score(head, features, np.asarray(val_y, np.int64))
+        results.append(((correct, -loss), a))
+    chosen = max(results)[1]
+    model.load_state_dict(wise_mix(base, tuned, chosen))
+    model.eval()
+    name, head = _head_on(loaded, model, train_p + val_p, train_y + val_y, classes, config, device)
+    return chosen, name, head
 
 
 def full_job(config, cancel: CancelToken | None = None):
@@ -192,12 +213,11 @@ def full_job(config, cancel: CancelToken | None = None):
     warnings = [w for w in [loss_trend(loop.history)] if w]
 
     alpha, _, sweep = yield from wise_ft_sweep(model, validator, base_state, loop.state, cancel)
-    final_state = wise_mix(base_state, loop.state, alpha)
-    check_finite_state(final_state, "fine-tuned weights")
-    model.load_state_dict(final_state)
-    model.eval()
+    check_finite_state(loop.state, "fine-tuned weights")
     yield Progress(0, None, "Choosing a head over the fine-tuned embeddings")
-    head_name, head = fit_full_head(loaded, model, train_p + val_p, train_y + val_y, classes, config, device)
+    alpha, head_name, head = choose_mix_and_head(loaded, model, base_state, loop.state, alpha,
+                                                 ((train_p, train_y), (val_p, val_y)), classes, config, device)
+    final_state = wise_mix(base_state, loop.state, alpha)
     after = tester.evaluate(model)
     after["pred"] = head.predict(tester.features(model).numpy())
     after["accuracy"] = float(np.mean(after["pred"] == np.asarray(test_y)))
