@@ -158,3 +158,18 @@ def test_sort_into_folders_and_undo(qtbot, open_window, make_images, tmp_path, m
     assert not renamed.exists() and not (dest / "unsure").exists()
     assert window.session.row_of(images[0]) is not None
     assert not window.undo_sort_action.isEnabled()
+
+
+def test_enter_in_the_finetune_folder_field_scans_not_browses(qtbot, open_window, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
+
+    browsed = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: browsed.append(a) or "")
+    window = open_window(training_api=FakeTraining(), wait=False)
+    dialog = window.open_finetune_dialog()
+    qtbot.keyClicks(dialog.folder, str(tmp_path / "missing"))
+    qtbot.keyClick(dialog.folder, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "not a folder" in dialog.scan_note.text(), timeout=10000)
+    assert browsed == []
+    dialog.reject()

@@ -81,6 +81,7 @@ class FinetuneDialog(QDialog):
         self.folder.setPlaceholderText("A folder with one sub-folder per class (pets/cat, pets/dog, …)")
         self.folder.editingFinished.connect(self.scan)
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Enter in the folder field scans it; it never opens Browse…
         browse.clicked.connect(self._browse)
         self.classes = QTableWidget(0, 2)
         self.classes.setObjectName("classPreview")
