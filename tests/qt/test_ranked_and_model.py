@@ -63,3 +63,19 @@ def test_failed_model_switch_keeps_the_working_model(qtbot, open_window, make_im
     wait_idle(qtbot, window)
     assert window.session.score_labels == ["cat", "dog", "car"]
     assert all(item.probs is not None and len(item.probs) == 3 for item in window.session.items)
+
+
+def test_side_panel_follows_the_selection_across_a_model_switch(qtbot, open_window, make_images):
+    window = open_window()
+    images = make_images(3)
+    window.session.set_labels(["cat", "dog"])
+    window.add_paths(images)
+    wait_idle(qtbot, window, 3)
+    window.image_view.setCurrentIndex(window.grid_proxy.index(1, 0))
+    with qtbot.waitSignal(window.model_loaded, timeout=30000):
+        window.reload_model()
+    wait_idle(qtbot, window, 3)
+    assert window.details.path == images[1]
+    assert images[1].name in window.details.title.text() and "cat" in window.details.title.text() + "".join(
+        label for label, _ in window.session.ranked_scores(1))
+    assert len(window.session.ranked_scores(1)) == 2
