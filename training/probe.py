@@ -29,6 +29,7 @@ from clipdesk.core.heads import Head, LinearHead, TipAdapterHead
 from .common import single_thread
 
 MAX_FOLDS = 5
+OUTER_FOLDS = 10  # the honest estimate trains on 90 %: less pessimistic than 5 folds on tiny sets
 LR_STRENGTHS = tuple(float(c) for c in np.logspace(-3, 1, 5))  # C: inverse L2 strength
 TIP_ALPHA = (1.0, 3.0, 10.0)  # Tip-Adapter's residual ratio
 TIP_BETA = (5.5, 20.0)  # sharpness of the cache affinities (large: nearest neighbour)
@@ -194,7 +195,7 @@ def nested_predictions(x, y, ctx: Context, families=FAMILIES,
     """Out-of-fold predictions of the whole recipe (selection included): honest accuracy."""
     pred = np.zeros(len(y), np.int64)
     chosen = []
-    splits = list(folds(y, ctx.seed + 1))
+    splits = list(folds(y, ctx.seed + 1, OUTER_FOLDS))
     for index, (train, test) in enumerate(splits):
         name, head, _ = select_and_fit(x[train], y[train], ctx, families)
         pred[test] = head.predict(x[test])

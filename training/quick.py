@@ -64,7 +64,7 @@ def honest_after(x, y, ctx, plan: str, test=None,
             f"a held-out {len(test.labels)}-image split never used for fitting or choosing"
         return test.labels, head.predict(test.features), how, []
     pred, chosen = np.zeros(len(y), np.int64), []
-    splits = list(probe.folds(y, ctx.seed + 1))
+    splits = list(probe.folds(y, ctx.seed + 1, probe.OUTER_FOLDS))
     for fold, (inner, held_out) in enumerate(splits, start=1):
         check(cancel)
         name, head, _ = probe.select_and_fit(x[inner], y[inner], ctx)  # chosen without `held_out`
