@@ -139,6 +139,10 @@ def finetune_job(config: FinetuneConfig, cancel: CancelToken | None = None) -> J
     from .checkpoint import output_dir
 
     output_dir(Path(config.folder), config.method, config.out, config.name, config.overwrite)  # fail now, not after training
+    from clipdesk.core.models import resolve_source
+
+    # An alias such as "demo" becomes the real architecture before metadata.json is written.
+    config.arch, config.pretrained = resolve_source(config.arch, config.pretrained)
     if config.method == "quick":
         from .quick import quick_job as job
     elif config.method == "full":
