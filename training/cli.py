@@ -312,6 +312,13 @@ def run(args) -> int:
     except KeyboardInterrupt:
         note("interrupted; run the same command again to resume.")
         return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - one line for a user; CLIPDESK_DEBUG=1 shows the traceback
+        if os.environ.get("CLIPDESK_DEBUG", "") not in ("", "0"):
+            raise
+        kind = "could not write or read a file" if isinstance(error, OSError) else f"unexpected {type(error).__name__}"
+        first = (str(error).strip().splitlines() or ["(no message)"])[0][:300]
+        note(f"{kind}: {first}. Run again with CLIPDESK_DEBUG=1 to see where.")
+        return EXIT_MODEL
 
 
 def main(argv: Sequence[str] | None = None) -> int:

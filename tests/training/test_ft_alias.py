@@ -21,3 +21,18 @@ def test_python_finetune_of_the_demo_alias_records_its_real_architecture(tmp_pat
     assert metadata["architecture"] == "clipdesk-demo"
     loaded = load_model(None, str(out), "cpu")  # the folder alone names what to load
     assert loaded.arch == "clipdesk-demo" and loaded.head is not None
+
+
+def test_python_m_training_turns_an_unexpected_error_into_one_line(capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from training.cli import run
+
+    monkeypatch.delenv("CLIPDESK_DEBUG", raising=False)
+
+    def broken(args):
+        raise RuntimeError("something odd\nsecond line")
+
+    assert run(SimpleNamespace(handler=broken)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "something odd" in err and "second line" not in err
