@@ -218,8 +218,10 @@ def read_metadata(folder: Path) -> dict:
             raise OSError("missing or not a regular file")
         if path.stat().st_size > METADATA_LIMIT:
             raise ValueError(f"larger than {METADATA_LIMIT >> 10} KB")
-        with open(path, "rb") as handle:
-            metadata = json.loads(handle.read(METADATA_LIMIT + 1).decode("utf-8"))
+        with open(path, "rb") as handle:  # utf-8-sig: a file saved by Windows Notepad starts with a BOM
+            metadata = json.loads(handle.read(METADATA_LIMIT + 1).decode("utf-8-sig"))
+    except RecursionError as error:
+        raise ModelLoadError(f"{path} nests too deeply to be a model's metadata.") from error
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"{folder} has no readable {METADATA_FILE} ({_short(error)}).") from error
     return check_metadata(metadata, path)
@@ -370,6 +372,7 @@ def _load_folder(folder: Path, device, cancel, seen: tuple = ()) -> Job[LoadedMo
     metadata = read_metadata(folder)
     arch = folder_arch(folder)
     weights = folder / WEIGHTS_FILE
+    _check_weights_present(folder, weights, metadata)
     if weights.is_file():
         loaded = _build(arch, weights, str(folder), f"{arch}/file-{file_fingerprint(weights)}", device,
                         tag_cfg=_base_tag_cfg(arch, metadata.get("base_pretrained")))
@@ -391,6 +394,18 @@ def _load_folder(folder: Path, device, cancel, seen: tuple = ()) -> Job[LoadedMo
         loaded.head = load_head(folder, metadata, loaded.device)
         # image embeddings are the base model's: keep its identity, so its cache is shared
     return loaded
+
+
+def _check_weights_present(folder: Path, weights: Path, metadata: dict) -> None:
+    """A folder whose weights are missing or unreadable is an error, never a silent fall back to
+    its base model (random weights for a `base_pretrained: none` fine-tune: garbage, exit 0)."""
+    if weights.is_symlink() or weights.exists():
+        from .safeio import check_regular
+
+        check_regular(weights, "checkpoint")  # a folder, FIFO or link to /dev/zero: one sentence
+    elif str(metadata.get("method") or "").strip().lower() in ("full", "captions"):
+        raise ModelLoadError(f"{folder} was fine-tuned ({metadata['method']}) but its "
+                             f"{WEIGHTS_FILE} is missing; copy the whole model folder.")
 
 
 def _base_tag_cfg(arch: str, base: str | None, depth: int = 0) -> dict | None:
@@ -468,6 +483,8 @@ def _load_weights(model, weights: Path, arch: str) -> None:
     from .safeio import check_regular
 
     check_regular(weights, "checkpoint")  # a FIFO or a link to /dev/zero is refused, not read
+    if weights.suffix == ".safetensors":
+        _check_tensor_kinds(model, weights, arch)
     try:
         # weights_only=True: a .pt/.bin is never unpickled into arbitrary objects.
         load_checkpoint(model, str(weights), strict=True, weights_only=True)
@@ -481,3 +498,30 @@ def _load_weights(model, weights: Path, arch: str) -> None:
         raise ModelLoadError(
             f"{weights} does not hold weights for the {arch} architecture ({first})."
         ) from error
+
+
+def _check_tensor_kinds(model, weights: Path, arch: str) -> None:
+    """torch's load_state_dict casts an int tensor into a float parameter and open_clip resizes a
+    position table of another length: both load "fine" and score garbage. Read only the header
+    and refuse, naming the first tensor whose kind or shape is not the architecture's."""
+    from safetensors import safe_open
+
+    expected = model.state_dict()
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            names = handle.keys()  # safe_open's handle is not iterable
+            for key in names:
+                want = expected.get(key)
+                if want is None:
+                    continue  # a missing or extra key is load_state_dict(strict=True)'s sentence
+                piece = handle.get_slice(key)
+                dtype, shape = piece.get_dtype(), list(piece.get_shape())
+                if want.is_floating_point() != dtype.startswith(("F", "BF")) or shape != list(want.shape):
+                    raise ModelLoadError(
+                        f"{weights} does not hold weights for the {arch} architecture (tensor '{key}' "
+                        f"is {dtype} {shape}, the model needs {str(want.dtype).removeprefix('torch.')} "
+                        f"{list(want.shape)}).")
+    except ModelLoadError:
+        raise
+    except Exception:  # noqa: BLE001 - a damaged header: load_checkpoint says so in one sentence
+        return
