@@ -19,6 +19,7 @@ from PIL import Image
 from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import NullCache
 from clipdesk.core.engine import Engine
+from clipdesk.core.errors import ModelLoadError
 from clipdesk.core.jobs import run_job
 from clipdesk.core.models import RANDOM_SEED, TINY_ARCH, load_model, register_configs
 
@@ -124,8 +125,10 @@ def test_finetuned_folder_loads_its_safetensors(tmp_path, make_images, tiny_chec
     folder.mkdir()
     save_checkpoint(tiny_checkpoint_state, folder / "model.safetensors")
     (folder / "metadata.json").write_text(json.dumps({"architecture": TINY_ARCH}))
-    loaded = load_model("ignored-arch-name", str(folder), "cpu")
+    loaded = load_model(None, str(folder), "cpu")  # the folder names its architecture
     assert loaded.arch == TINY_ARCH
+    with pytest.raises(ModelLoadError, match="leave out --model"):
+        load_model("ViT-B-32", str(folder), "cpu")  # a contradiction is refused, never ignored
 
     paths = make_images(2, ".png")
     scores = clipdesk_scores(loaded, paths, LABELS)
