@@ -369,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("CLIPDESK_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    _reopen_closed_streams()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse already printed the usage message
@@ -384,6 +385,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, debug)
     finally:
         logger.propagate = propagate
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Stands for a closed stdout (`clipdesk ... >&-`): writing results fails like GNU tools do
+    (one sentence, exit 1) instead of results vanishing behind exit 0."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed; the results could not be written")
+
+
+def _reopen_closed_streams() -> None:
+    """A process started with stdout or stderr closed has them as None: every print would crash
+    (or silently drop results). Notes go to the void; results fail with one sentence."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
 
 
 def _run(args, debug: bool) -> int:

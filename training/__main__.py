@@ -2,7 +2,11 @@
 
 import sys
 
-from training.cli import main
+try:
+    from training.cli import main
+except KeyboardInterrupt:  # Ctrl-C while still importing torch: no traceback
+    print("training: interrupted.", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

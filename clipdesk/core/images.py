@@ -175,12 +175,12 @@ def _walk(folder: Path, errors: dict[Path, str] | None = None,
                 skipped[suffix or NO_SUFFIX] += 1
             if not name.startswith(".") and suffix in supported:
                 if not is_regular_file(Path(root, name)):  # a FIFO named x.png would hang a read
-                    skipped = Path(root, name).absolute()
-                    message = f"{skipped}: not a regular file (a pipe, device or broken link); skipped."
+                    special = Path(root, name).absolute()  # not `skipped`: that counts suffixes
+                    message = f"{special}: not a regular file (a pipe, device or broken link); skipped."
                     if errors is None:
                         log.warning(message)
                     else:
-                        errors[skipped] = message
+                        errors[special] = message
                     continue
                 results.append(Path(root, name).absolute())
     return sorted(results)
