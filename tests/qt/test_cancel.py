@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import wait_idle
 from PySide6.QtCore import Qt
 
-import clipdesk.qt.main_window as main_window_module
+import clipdesk.qt.classify_controller as classify_module
 
 
 def _done(window) -> int:
@@ -13,8 +13,8 @@ def _done(window) -> int:
 
 
 def test_cancel_lands_within_one_batch_every_time(qtbot, open_window, make_images, monkeypatch):
-    monkeypatch.setattr(main_window_module, "CHUNK_MIN", 4)  # chunk ends are frequent: the old race
-    monkeypatch.setattr(main_window_module, "CHUNK_MAX", 4)
+    monkeypatch.setattr(classify_module, "CHUNK_MIN", 4)  # chunk ends are frequent: the old race
+    monkeypatch.setattr(classify_module, "CHUNK_MAX", 4)
     window = open_window(batch_size=2)
     window.session.set_labels(["cat", "dog"])
     images = make_images(40)

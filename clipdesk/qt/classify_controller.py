@@ -1,0 +1,218 @@
+"""Classification scheduling: pending images are embedded in chunks on the model worker, stale
+scores are re-scored, and Cancel pauses the scheduler.
+
+A chunk is sized to about CHUNK_SECONDS at the measured rate, so a label edit is served between
+chunks (not after the run) while the per-task overhead stays small. Cancel (Esc, the button) stops
+the running chunk within one batch and nothing queued starts after it, until File › Classify
+pending images resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer
+
+from clipdesk.core.errors import Cancelled
+from clipdesk.core.session import classify_job, rescore
+
+from .worker import Task
+
+CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
+
+
+@dataclass
+class Run:
+    """Progress of one classification run across its chunks (for the bar, img/s and ETA)."""
+
+    total: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return self.done / max(1e-6, time.monotonic() - self.started) if self.done else 0.0
+
+
+class ClassifyController(QObject):
+    """Owns the classify and re-score tasks, the pause state and the progress of the run."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.task: Task | None = None
+        self.rescore_task: Task | None = None
+        self.paused = False
+        self.scores_signature: tuple | None = None
+        self.run: Run | None = None
+        self.in_flight: set[Path] = set()
+        self.timer = QTimer(self, singleShot=True)
+        self.timer.timeout.connect(self.next_job)
+
+    def signature(self) -> tuple:
+        """What the current scores must have been computed with to be shown."""
+        return (tuple(self.session.labels), self.session.templates, self.session.multi_label)
+
+    def schedule(self) -> None:
+        self.timer.start(0)  # coalesces: many edits in one event-loop turn, one job
+
+    def resume(self) -> None:
+        """File › Classify pending images (and after a load or an add): unpause and schedule."""
+        self.paused = False
+        self.schedule()
+
+    def forget_run(self) -> None:
+        """A model load: chunks in flight are dropped with the old engine."""
+        self.in_flight.clear()
+        self.run = None
+
+    def cancel(self) -> None:
+        """Stops the running chunk within one batch; the scheduler starts nothing after it."""
+        if self.task is not None or self.run is not None:
+            self.paused = True  # no further chunk until File › Classify pending images
+        self.timer.stop()
+        if self.task is not None:
+            self.task.cancel()
+        self.window.worker.cancel("classify")
+
+    def next_job(self) -> None:
+        """Start what is due: embed pending images in chunks, else re-score if scores are stale."""
+        window = self.window
+        if window._closing or not window.model_ready:
+            return
+        if self.task is None and not self.paused:
+            pending = [p for p in self.session.pending_paths() if p not in self.in_flight]
+            if pending:
+                self._start(pending[:self.chunk_size()], len(pending))
+                return
+        if self.task is None and self.rescore_task is None:
+            self.run = None
+            window._set_busy(window.searching.task is not None)
+            if self.needs_rescore():
+                self._start_rescore()
+            else:
+                window._refresh_counts()
+                window._idle_message()
+                window.idle.emit()
+
+    def chunk_size(self) -> int:
+        rate = self.run.rate() if self.run else 0.0
+        return int(min(CHUNK_MAX, max(CHUNK_MIN, rate * CHUNK_SECONDS)))
+
+    def needs_rescore(self) -> bool:
+        if not self.session.labels:
+            if self.session.score_labels:
+                self.session.clear_scores()
+                self.window._refresh_filter()
+            self.scores_signature = self.signature()
+            return False
+        if self.scores_signature != self.signature():
+            return True
+        return any(item.vector is not None and item.probs is None for item in self.session.items)
+
+    def _start(self, paths: list[Path], remaining: int) -> None:
+        if self.run is None:
+            self.run = Run(total=remaining)
+        else:
+            self.run.total = max(self.run.total, self.run.done + remaining)
+        self.in_flight.update(paths)
+        signature = self.signature()
+        labels, templates, multi = list(self.session.labels), self.session.templates, self.session.multi_label
+        batch_size = self.window.batch_size
+        bar = self.window.progress_bar
+        bar.setRange(0, self.run.total)
+        bar.setValue(self.run.done)
+        self.window._set_busy(True)
+
+        def factory(worker, token):
+            return classify_job(worker.engine, paths, labels, templates, multi, batch_size, token)
+
+        def connect(task: Task) -> None:
+            task.signals.yielded.connect(lambda progress: self._progress(task, progress, signature))
+            task.signals.finished.connect(lambda result: self._done(task, paths, result))
+            task.signals.errored.connect(lambda error: self._done(task, paths, None, error))
+
+        self.task = self.window.worker.submit("classify", factory, connect=connect)
+
+    def _progress(self, task: Task, progress, signature: tuple) -> None:
+        batch = progress.payload
+        if batch is None or task is not self.task:
+            return
+        probs = batch.probs
+        if probs is not None and signature == self.signature():
+            if self.scores_signature != signature:
+                self.session.set_scores([], np.zeros((0, len(batch.labels))), batch.labels)
+                self.scores_signature = signature
+        else:
+            probs = None
+        self.session.set_embeddings(batch.items, probs, batch.labels)
+        if self.run is not None:
+            self.run.done += len(batch.items)
+            self._show_progress(self.run)
+        self.window.results_updated.emit()
+        self.window.refresh_counts_later()
+
+    def _show_progress(self, run: Run) -> None:
+        rate = run.rate()
+        eta = (run.total - run.done) / rate if rate > 0 else 0
+        bar = self.window.progress_bar
+        bar.setRange(0, run.total)
+        bar.setValue(run.done)
+        bar.setFormat(f"%v/%m · {rate:.0f} img/s")
+        self.window.show_message(f"Classifying {run.done}/{run.total} images · {rate:.1f} img/s · "
+                                 f"ETA {eta:.0f} s")
+
+    def _done(self, task: Task, paths: list[Path], result, error=None) -> None:
+        self.in_flight.difference_update(paths)
+        if task is not self.task:
+            return
+        self.task = None
+        self.window.models.refresh_backend()  # the background ONNX export may have landed
+        if error is not None or self.paused:
+            self.paused = True
+            self.run = None
+            self.window._set_busy(False)
+            if error is None or isinstance(error, Cancelled):
+                left = len(self.session.pending_paths())
+                self.window.show_message(f"Cancelled; {left} images not classified "
+                                         "(File › Classify pending images).")
+            else:
+                self.window.show_message(f"Classification stopped: {error}")
+            return
+        self.next_job()
+
+    def _start_rescore(self) -> None:
+        paths, features = self.session.features()
+        signature = self.signature()
+        labels, templates, multi = list(self.session.labels), self.session.templates, self.session.multi_label
+
+        def connect(task: Task) -> None:
+            task.signals.finished.connect(lambda result: self._rescored(task, result, signature))
+            task.signals.errored.connect(lambda error: self._rescore_failed(task, error))
+
+        self.rescore_task = self.window.worker.submit(
+            "rescore", lambda worker, _t: rescore(worker.engine, paths, features, labels, templates, multi),
+            connect=connect, cancellable=False)
+
+    def _rescored(self, task: Task, result, signature: tuple) -> None:
+        if task is not self.rescore_task:
+            return
+        self.rescore_task = None
+        window = self.window
+        if signature == self.signature():
+            self.session.set_scores(result.paths, result.probs, result.labels)
+            self.scores_signature = signature
+            window.notes = [*window.scan_notes, *result.notes]
+            window._update_badge()
+            window._refresh_filter()
+            window.results_updated.emit()
+        self.next_job()
+
+    def _rescore_failed(self, task: Task, error: Exception) -> None:
+        if task is self.rescore_task:
+            self.rescore_task = None
+            self.window.show_message(str(error))
+            self.scores_signature = self.signature()  # do not retry the same labels in a loop
