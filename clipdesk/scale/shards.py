@@ -62,8 +62,20 @@ def list_inputs(paths: Iterable[str]) -> tuple[list[Entry], dict[str, str]]:
         else:
             found = _list_local([raw], errors)
         for entry in found:
-            entries.setdefault(entry.path, entry)
+            if _utf8(entry.path):
+                entries.setdefault(entry.path, entry)
+            else:  # Parquet strings are UTF-8: one such name must not fail the whole index
+                shown = entry.path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                errors[shown] = f"{shown}: its name is not valid UTF-8; rename the file to index it."
     return sorted(entries.values(), key=lambda e: e.path), errors
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _list_local(paths: Sequence[str], errors: dict[str, str]) -> list[Entry]:
