@@ -22,6 +22,7 @@ class Scores:
 
     def top(self, row: int, k: int | None = None) -> list[tuple[str, float]]:
         """Best labels first; a NaN score never ranks above a real one."""
+        _check_top_k(k)
         keys = np.nan_to_num(-np.asarray(self.probs[row], np.float64), nan=np.inf)
         order = np.argsort(keys, kind="stable")[: k or len(self.labels)]
         return [(self.labels[j], float(self.probs[row, j])) for j in order]
@@ -69,5 +70,12 @@ def rank(query: np.ndarray, features: np.ndarray, top_k: int | None = None) -> l
     if len(features) == 0:
         return []
     cosines = features @ query.reshape(-1)
+    _check_top_k(top_k)
     order = np.argsort(-cosines, kind="stable")[: top_k or len(cosines)]
     return [(int(i), float(cosines[i])) for i in order]
+
+
+def _check_top_k(k: object) -> None:
+    """A slice bound would take -1 as "all but the last" and 0 as "all": refuse, in one sentence."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"top_k must be a whole number of at least 1 (or None for all), not {k!r}.")

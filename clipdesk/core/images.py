@@ -55,6 +55,9 @@ def find_images(paths: Iterable[str | os.PathLike],
     found: dict[Path, None] = {}
     errors: dict[Path, str] = {}
     for raw in paths:
+        if not str(os.fspath(raw)).strip():  # Path("") is ".": never scan the working folder unasked
+            errors[Path(str(os.fspath(raw)))] = "An empty path was given; name image files or folders."
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             for child in _walk(path, errors, skipped):
