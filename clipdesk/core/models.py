@@ -7,6 +7,7 @@ checkpoint moves and never mix two different sets of weights.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -96,6 +97,40 @@ def preload_native(package: str) -> None:
                 libc.dlopen(str(path).encode(), 2)  # RTLD_NOW | RTLD_LOCAL: the import decides scope
     except Exception:  # noqa: BLE001, S110 - an optimisation only
         pass
+
+
+_GC_LOCK = threading.Lock()
+_GC_STATE = {"depth": 0, "enabled": True, "modules": 0}
+FREEZE_AFTER_MODULES = 100  # a load that imported this many modules froze what it created
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Hold off Python's cyclic garbage collector during a model load (nestable, thread-safe).
+
+    Importing torch and open_clip creates ~400k long-lived objects, and each full collection the
+    collector starts meanwhile walks all of them while holding the GIL: 20-160 ms of CPU each,
+    growing with every import — the window's longest stalls while the worker thread loaded a
+    model. A load that imported many modules ends with `gc.freeze()`: those objects (modules,
+    classes, functions) live as long as the process, so later collections skip them too. A
+    model swap imports nothing new and freezes nothing (an old model's cycles stay collectable)."""
+    import sys
+
+    with _GC_LOCK:
+        if _GC_STATE["depth"] == 0:
+            _GC_STATE.update(enabled=gc.isenabled(), modules=len(sys.modules))
+            gc.disable()
+        _GC_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_STATE["depth"] -= 1
+            if _GC_STATE["depth"] == 0:
+                if len(sys.modules) - _GC_STATE["modules"] >= FREEZE_AFTER_MODULES:
+                    gc.freeze()
+                if _GC_STATE["enabled"]:
+                    gc.enable()
 
 
 _REGISTRY_LOCK = threading.Lock()  # open_clip's rescan empties its config table for a moment
@@ -315,10 +350,11 @@ def load_model_job(
     """Load a model, downloading a tag's weights first if needed (progress is yielded).
 
     `arch` None: whatever the pretrained folder names (else the default); see `resolve_source`."""
-    register_configs()
-    arch, pretrained = resolve_source(arch, pretrained)
-    torch_device = resolve_device(device)
-    return (yield from _load_job(arch, pretrained, torch_device, cancel, ()))
+    with gc_paused():  # torch's imports: no collector pauses holding the GIL (see gc_paused)
+        register_configs()
+        arch, pretrained = resolve_source(arch, pretrained)
+        torch_device = resolve_device(device)
+        return (yield from _load_job(arch, pretrained, torch_device, cancel, ()))
 
 
 def _load_job(arch: str, pretrained: str, torch_device, cancel, seen: tuple) -> Job[LoadedModel]:

@@ -849,6 +849,14 @@ def open_exported_job(arch: str, pretrained: str, device: str = "auto", backend:
     Runtime on the CPU and an fp32 export with torch-free tokenizer and transform exists. A
     missing int8 export is derived here from the fp32 one (no torch needed either).
     """
+    from .models import gc_paused
+
+    with gc_paused():  # onnxruntime's and numpy's imports: no collector pauses holding the GIL
+        return (yield from _open_exported(arch, pretrained, device, backend, precision, cancel))
+
+
+def _open_exported(arch: str, pretrained: str, device: str, backend: str, precision: str,
+                   cancel: CancelToken | None) -> Job[OnnxEncoder | None]:
     precision = (precision or "fp32").lower()
     name = (backend or "auto").lower()
     if name not in ("auto", "onnx") or precision not in PRECISIONS or not _cpu_only(device):
