@@ -95,7 +95,8 @@ class ClassifyController(QObject):
                 self._start_rescore()
             else:
                 window._refresh_counts()
-                window._idle_message()
+                if not window._message_timer.isActive():  # a timed message (a failed load) stays up
+                    window._idle_message()
                 window.idle.emit()
 
     def chunk_size(self) -> int:

@@ -217,10 +217,10 @@ class ModelController(QObject):
         self.window._set_busy(False)
         kept = self._keep_previous()
         if isinstance(error, Cancelled):
-            self.window.show_message(f"Model loading cancelled.{kept}")
+            self.window.show_message(f"Model loading cancelled.{kept}", 10000)
             return
         message = gui_model_message(error)
-        self.window.show_message(f"The model could not be loaded.{kept}")  # the reason: in the dialog only
+        self.window.show_message(f"The model could not be loaded.{kept}", 10000)  # the reason: in the dialog only
         self.window.model_failed.emit(message)
         self._show_error(message)
 
