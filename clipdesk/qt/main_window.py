@@ -93,6 +93,12 @@ class MainWindow(QMainWindow):
     export_labels = _forward("sorter", "export_labels")
     export_labels_to = _forward("sorter", "export_labels_to")
 
+    @property
+    def grid_proxy(self):
+        """The model the grid shows now: its source while nothing is ranked or filtered (C++ fast
+        scrolling), else `grid_order`, the numpy-ordered proxy (see widgets/grid_switch.py)."""
+        return self.image_view.model()
+
     def __init__(self, choice: ModelChoice | None = None, settings: Settings | None = None,
                  batch_size: int = 32, training_api=None) -> None:
         super().__init__()
@@ -255,7 +261,7 @@ class MainWindow(QMainWindow):
             self.show_message(notes[0], 6000)
 
     def set_label_filter(self, label: str) -> None:
-        self.grid_proxy.set_label_filter(label)
+        self.grid_order.set_label_filter(label)
         self.table_proxy.set_label_filter(label)
         index = self.filter_combo.findData(label)
         if index >= 0:
@@ -277,7 +283,7 @@ class MainWindow(QMainWindow):
             combo.setCurrentIndex(combo.findData(current))
             combo.blockSignals(False)
         if current != ALL:
-            self.grid_proxy.refilter()
+            self.grid_order.refilter()
             self.table_proxy.refilter()
 
     # -- training -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from .image_actions import ImageActions
 from .widgets.details import DetailsPanel
+from .widgets.grid_switch import GridModelSwitch
 from .widgets.image_grid import ImageCardDelegate, ImageListModel, ImageView
 from .widgets.label_editor import LabelEditor
 from .widgets.proxy import ALL, SessionProxy
@@ -56,11 +57,11 @@ def build_views(window) -> None:
     """The grid and the table (each over a SessionProxy), the label editor and the details panel."""
     session = window.session
     window.image_model = ImageListModel(session, window.thumbnails, window)
-    window.grid_proxy = SessionProxy(session, window)
-    window.grid_proxy.setSourceModel(window.image_model)
+    window.grid_order = SessionProxy(session, window)  # the grid's order while ranked or filtered
+    window.grid_order.setSourceModel(window.image_model)
     window.image_view = ImageView()
-    window.image_view.setModel(window.grid_proxy)
-    window.image_view.selectionModel().currentChanged.connect(lambda index, _prev: window._select(index))
+    window.grid_switch = GridModelSwitch(window.image_view, window.grid_order, window)
+    window.grid_switch.current_changed.connect(window._select)
     window.image_view.setItemDelegate(ImageCardDelegate(session, window.thumbnails, window.image_view))
     window.image_view.paths_dropped.connect(window.add_paths)
     window.image_view.delete_requested.connect(window.remove_selected)

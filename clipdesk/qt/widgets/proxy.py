@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QTimer,
+    Signal,
 )
 
 from clipdesk.core.session import Session
@@ -30,6 +31,8 @@ _NO_PARENT = QModelIndex()
 class SessionProxy(QAbstractProxyModel):
     """Rows are session rows. While a search is active, best matches come first (the grid);
     the table sorts by a column from `sort_keys(column)` of its source model."""
+
+    order_changed = Signal()  # after every refresh: `is_identity()` may have changed
 
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
@@ -61,6 +64,21 @@ class SessionProxy(QAbstractProxyModel):
     def _source_reset(self) -> None:
         self._set_order(self._order())
         self.endResetModel()
+        self.order_changed.emit()
+
+    def view_rows(self, session_rows: np.ndarray) -> np.ndarray:
+        """Where session rows are in this order (-1: filtered out)."""
+        rows = np.asarray(session_rows, np.int64)
+        rows = rows[(rows >= 0) & (rows < len(self._pos))]
+        return self._pos[rows]
+
+    def is_identity(self) -> bool:
+        """Nothing filtered, ranked or sorted: the source model's order is the view's order."""
+        if self.label_filter:
+            return False
+        if self.search_order:
+            return not self.session.search_query
+        return self.sort_column < 0 or getattr(self.sourceModel(), "sort_keys", None) is None
 
     def _inserted(self, _parent, first: int, last: int) -> None:
         """Rows are only ever appended; new rows have no score or match, so they go last."""
@@ -127,7 +145,10 @@ class SessionProxy(QAbstractProxyModel):
         self._later.stop()
         if self.sourceModel() is None:
             return
-        rows = self._order()
+        self._reorder(self._order())
+        self.order_changed.emit()
+
+    def _reorder(self, rows: np.ndarray) -> None:
         if np.array_equal(rows, self._rows):
             return
         if len(rows) != len(self._rows) or not np.array_equal(np.sort(rows), np.sort(self._rows)):
