@@ -90,6 +90,7 @@ def preload_native(package: str) -> None:
         if spec is None or not spec.origin:
             return
         root = Path(spec.origin).parent
+        _import_decoders_first()
         libc = ctypes.CDLL(None)
         libc.dlopen.restype, libc.dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
         for pattern in _NATIVE[package]:
@@ -97,6 +98,19 @@ def preload_native(package: str) -> None:
                 libc.dlopen(str(path).encode(), 2)  # RTLD_NOW | RTLD_LOCAL: the import decides scope
     except Exception:  # noqa: BLE001, S110 - an optimisation only
         pass
+
+
+def _import_decoders_first() -> None:
+    """Import the image decoders' C extensions before a big `dlopen`.
+
+    `dlopen` holds the C library's loader lock for the whole load (libtorch: 0.3-0.6 s of static
+    initialisers); another thread importing any C extension meanwhile waits for that lock while
+    holding the GIL, and the window froze (its thumbnail threads import Pillow's, pillow-heif's
+    and rawpy's extensions at just that moment). Imported first, they are already there."""
+    with contextlib.suppress(Exception):
+        from .decoders import registry
+
+        registry()
 
 
 _GC_LOCK = threading.Lock()
@@ -222,10 +236,9 @@ def _memo_path() -> Path:
 
 
 def _read_memo() -> dict:
-    try:
-        memo = json.loads(_memo_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    from .safeio import read_json_or_none
+
+    memo = read_json_or_none(_memo_path())  # garbage, a FIFO or /dev/zero: re-hash, never hang
     return memo if isinstance(memo, dict) else {}
 
 
