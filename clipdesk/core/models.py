@@ -122,7 +122,7 @@ FREEZE_AFTER_MODULES = 100  # a load that imported this many modules froze what 
 def gc_paused():
     """Hold off Python's cyclic garbage collector during a model load (nestable, thread-safe).
 
-    Importing torch and open_clip creates ~400k long-lived objects, and each full collection the
+    Importing torch and open_clip creates ~700k long-lived objects, and each full collection the
     collector starts meanwhile walks all of them while holding the GIL: 20-160 ms of CPU each,
     growing with every import — the window's longest stalls while the worker thread loaded a
     model. A load that imported many modules ends with `gc.freeze()`: those objects (modules,
