@@ -53,12 +53,11 @@ def open_clip_registry() -> dict:
     configs = sorted(p.name for p in (resources_dir() / "model_configs").glob("*.json"))
     stamp = {"open_clip": version, "configs": configs, "format": 1}
     path = cache_dir() / REGISTRY_MEMO
-    try:
-        memo = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(memo, dict) and memo.get("stamp") == stamp:
-            return memo
-    except (OSError, ValueError):
-        pass
+    from .safeio import read_json_or_none
+
+    memo = read_json_or_none(path)  # a FIFO or /dev/zero in its place is "no memo", not a hang
+    if isinstance(memo, dict) and memo.get("stamp") == stamp:
+        return memo
     memo = {"stamp": stamp, **_build_registry()}
     shipped = {name.removesuffix(".json") for name in configs}
     if not shipped <= set(memo["architectures"]):

@@ -103,9 +103,10 @@ def export_dir(identity: str, precision: str = "fp32") -> Path:
 
 def read_meta(folder: Path, identity: str) -> dict | None:
     """The export's meta.json if the export is complete, current and for this identity."""
-    try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from .safeio import read_json_or_none
+
+    meta = read_json_or_none(folder / META)
+    if not isinstance(meta, dict):
         return None
     if meta.get("format") != EXPORT_FORMAT or meta.get("identity") != identity:
         return None

@@ -58,9 +58,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def _lock_owner(lock: Path) -> int:
-    try:
-        return int(lock.read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError, IndexError):
+    from .errors import ClipdeskError
+    from .safeio import read_text_guarded
+
+    try:  # a FIFO put in its place must not hang the export
+        return int(read_text_guarded(lock, "json", 4096, 2.0, "ascii").split()[0])
+    except (OSError, ValueError, IndexError, ClipdeskError):
         return 0
 
 
@@ -118,7 +121,9 @@ def clean_stale(identity: str | None = None) -> int:
 def recent_failure(identity: str) -> str | None:
     """The error of a failed export still within its back-off (same version), else None."""
     try:
-        record = json.loads((model_root(identity) / FAILED_FILE).read_text(encoding="utf-8"))
+        from .safeio import read_json_or_none
+
+        record = read_json_or_none(model_root(identity) / FAILED_FILE)
         if (isinstance(record, dict) and record.get("version") == _version()
                 and time.time() - float(record.get("time", 0)) < RETRY_AFTER_S):
             return str(record.get("error", "failed"))

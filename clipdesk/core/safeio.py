@@ -216,3 +216,15 @@ def read_text_guarded(
             f"{Path(path)}: not valid {encoding} text (byte {error.start}); save it as UTF-8.",
             error,
         ) from error
+
+
+def read_json_or_none(path: str | os.PathLike, max_bytes: int = 8 * MiB, timeout_s: float = 5.0):
+    """A memo, state or record file the program wrote itself (cache folder, index folder): anything
+    wrong with it — missing, a FIFO or a link to /dev/zero put in its place, too big, garbage or
+    nested too deeply — means "no record" (None), never a hang, a memory blow-up or a crash."""
+    import json
+
+    try:
+        return json.loads(read_bytes_guarded(path, "json", max_bytes, timeout_s).decode("utf-8-sig"))
+    except (ClipdeskError, OSError, ValueError, RecursionError):
+        return None

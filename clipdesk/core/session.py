@@ -452,10 +452,10 @@ def save_image_list(file: Path, paths: Sequence[Path]) -> None:
 
 def load_image_list(file: Path) -> list[Path]:
     """The saved paths that still exist; an unreadable or foreign file gives an empty list."""
-    import json
-
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        from .safeio import read_json_or_none
+
+        data = read_json_or_none(file, 256 << 20)  # a FIFO or /dev/zero in its place: an empty list
         names = data["images"] if isinstance(data, dict) else []
     except (OSError, ValueError, KeyError, TypeError):
         return []

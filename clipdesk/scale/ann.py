@@ -253,10 +253,12 @@ class VectorIndex:
         return {"library": self.library.name, "dim": int(dim), "shards": [], "offsets": [], "rows": 0, "valid": 0}
 
     def _read_state(self) -> dict:
-        try:
-            return json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {"library": None, "dim": 0, "shards": [], "offsets": [], "rows": 0, "valid": 0}
+        from ..core.safeio import read_json_or_none
+
+        state = read_json_or_none(self.dir / "state.json", 256 << 20)
+        if isinstance(state, dict):
+            return state
+        return {"library": None, "dim": 0, "shards": [], "offsets": [], "rows": 0, "valid": 0}
 
     def _write_state(self) -> None:
         self.dir.mkdir(exist_ok=True)

@@ -97,7 +97,13 @@ def _list_local(paths: Sequence[str], errors: dict[str, str]) -> list[Entry]:
 
 
 def _list_file_of_paths(listing: Path, errors: dict[str, str]) -> list[Entry]:
-    lines = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines()]
+    from ..core.safeio import read_text_guarded
+
+    try:  # a list.txt that is a FIFO or a link to /dev/zero must not hang or fill memory
+        lines = [line.strip() for line in read_text_guarded(listing, "text").splitlines()]
+    except ClipdeskError as error:
+        errors[str(listing)] = str(error)
+        return []
     found: list[Entry] = []
     for line in lines:
         if not line or line.startswith("#"):
@@ -227,8 +233,14 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def read_manifest(folder: Path) -> dict:
     path = Path(folder) / MANIFEST
+    from ..core.safeio import read_text_guarded
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text_guarded(path, "json"))
+    except ClipdeskError as error:
+        if not (path.exists() or path.is_symlink()):
+            raise IndexFolderError(f"{folder}: not a clipdesk index (no {MANIFEST}); run `clipdesk index` first.") from error
+        raise IndexFolderError(str(error)) from error
     except FileNotFoundError as error:
         raise IndexFolderError(f"{folder}: not a clipdesk index (no {MANIFEST}); run `clipdesk index` first.") from error
     except (OSError, ValueError) as error:
