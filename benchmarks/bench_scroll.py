@@ -32,6 +32,26 @@ def scroll_steps(app, view) -> list[float]:
     return steps
 
 
+CALLS = {"n": 0}
+
+
+def count_proxy_calls(always_proxy: bool) -> None:
+    """Count the Python proxy's index()/mapToSource() calls; optionally force the old behaviour
+    (the grid always on the proxy) for an A/B run under the same load."""
+    from clipdesk.qt.widgets.proxy import SessionProxy
+
+    for name in ("index", "mapToSource"):
+        original = getattr(SessionProxy, name)
+
+        def counted(self, *args, _original=original):
+            CALLS["n"] += 1
+            return _original(self, *args)
+
+        setattr(SessionProxy, name, counted)
+    if always_proxy:
+        SessionProxy.is_identity = lambda self: False
+
+
 def run(folder: Path, n: int) -> None:
     from bench_gui import GapMeter, pump
     from PySide6.QtWidgets import QApplication
@@ -57,19 +77,24 @@ def run(folder: Path, n: int) -> None:
         window.image_view.scrollToTop()
         pump(app, 0.3)
         meter.start()
+        CALLS["n"] = 0
         steps = scroll_steps(app, window.image_view)
         pump(app, 0.3)
         model = type(window.image_view.model()).__name__
         print(f"{n:6d} images, {name:16s} view model {model:22s} worst gap {meter.worst * 1000:7.1f} ms; "
               f"step median {statistics.median(steps) * 1000:6.1f} ms, max {max(steps) * 1000:6.1f} ms "
-              f"over {len(steps)} steps [{meter.histogram()}]", flush=True)
+              f"over {len(steps)} steps, {CALLS['n'] / len(steps):.0f} Python proxy calls a step "
+              f"[{meter.histogram()}]", flush=True)
     window.close()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--always-proxy", action="store_true",
+                        help="the grid always on the Python proxy (the behaviour before, for A/B)")
     args = parser.parse_args(argv)
+    count_proxy_calls(args.always_proxy)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CLIPDESK_BACKGROUND_EXPORT", "0")
     base = Path(tempfile.gettempdir()) / "clipdesk-bench-scroll"
