@@ -128,6 +128,9 @@ def save_safetensors_atomic(tensors: dict, path: Path) -> None:
         save_file(tensors, str(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        from clipdesk.core.export import _mode_for
+
+        os.chmod(tmp, _mode_for(path))  # safetensors writes 0600: a shared model's head was unreadable
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half a checkpoint behind

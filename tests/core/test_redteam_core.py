@@ -181,3 +181,16 @@ def test_index_listing_keeps_going_past_a_non_utf8_name_and_a_device_list(tmp_pa
     assert [Path(e.path).name for e in entries] == ["good.png"]
     assert any("not valid UTF-8" in message for message in errors.values())
     assert any("list.txt" in message for message in errors.values())
+
+
+def test_saved_weights_get_the_umask_mode_not_safetensors_private_0600(tmp_path):
+    """A fine-tuned model shared with another user: metadata.json readable, its head not."""
+    from training.checkpoint import save_safetensors_atomic
+
+    old = os.umask(0o022)
+    try:
+        save_safetensors_atomic({"weight": np.ones((2, 3), np.float32)}, tmp_path / "head.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "head.safetensors").stat().st_mode & 0o777 == 0o644
+    assert load_file(str(tmp_path / "head.safetensors"))["weight"].tolist() == [[1.0] * 3] * 2
