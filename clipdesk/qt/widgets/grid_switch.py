@@ -26,14 +26,6 @@ class GridModelSwitch(QObject):
         self.view, self.proxy = view, proxy
         self._attach(self._wanted())
         proxy.order_changed.connect(self.update)
-        # Cards have one size: a changed card needs a repaint, not the relayout of every row that
-        # QListView does on dataChanged (thousands of Python proxy calls per thumbnail at 20,000).
-        proxy.forward_changes = False
-        proxy.sourceModel().dataChanged.connect(self._repaint)
-
-    def _repaint(self, *_args) -> None:
-        if self.view.model() is self.proxy:
-            self.view.viewport().update()
 
     def _wanted(self):
         return self.proxy.sourceModel() if self.proxy.is_identity() else self.proxy

@@ -239,6 +239,11 @@ class ImageView(QListView):
             return
         super().keyPressEvent(event)
 
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:  # noqa: N802
+        """Repaint only: QListView lays every row out again on any dataChanged (in ListMode a
+        change may resize an item), 20,000 rows per landed thumbnail; cards have one size."""
+        self.viewport().update()
+
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)
         if self.model() is not None and self.model().rowCount() == 0:

@@ -42,9 +42,6 @@ class SessionProxy(QAbstractProxyModel):
         self.sort_column = -1
         self.sort_order = Qt.SortOrder.AscendingOrder
         self._columns = 0
-        # QListView lays every row out again on any dataChanged (ListMode may change sizes): through
-        # this Python proxy that is thousands of calls per thumbnail; the grid repaints instead.
-        self.forward_changes = True
         self._rows = np.zeros(0, np.int64)  # view row → session row
         self._pos = np.zeros(0, np.int64)  # session row → view row, -1 when filtered out
         self._later = QTimer(self, singleShot=True, interval=30)  # coalesces per-batch changes
@@ -99,7 +96,7 @@ class SessionProxy(QAbstractProxyModel):
         # Takes no `roles`: re-emitting PySide's converted role list crashed (refcount) under load.
         positions = self._pos[top_left.row():bottom_right.row() + 1]
         positions = positions[positions >= 0]
-        if len(positions) and self.forward_changes:
+        if len(positions):
             self.dataChanged.emit(self.index(int(positions.min()), 0),
                                   self.index(int(positions.max()), self._columns - 1))
         if self.label_filter or (not self.search_order and self.sort_column > 0):
