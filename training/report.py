@@ -12,7 +12,7 @@ GOLD_STANDARD = ("For the real test, run `clipdesk evaluate` on a separate label
                  "training never saw.")
 
 
-def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson_interval(correct: float, total: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion: sound at small n and at 0 % or 100 %."""
     if total <= 0:
         return 0.0, 1.0
@@ -23,15 +23,22 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def evaluation_record(true: Sequence[int], pred: Sequence[int], how: str) -> dict:
+def evaluation_record(true: Sequence[int], pred, how: str) -> dict:
     """The honest "after" figure: accuracy, how many images it rests on, how they were held out,
-    and its 95 % interval."""
-    true, pred = np.asarray(true), np.asarray(pred)
-    correct = int((true == pred).sum())
-    low, high = wilson_interval(correct, len(true))
-    return {"accuracy": correct / len(true) if len(true) else 0.0, "correct": correct,
-            "images": int(len(true)), "method": how, "interval_95": [low, high],
-            "small": bool(len(true) < SMALL_EVALUATION), "gold_standard": GOLD_STANDARD}
+    and its 95 % interval. `pred` may hold one row per repeat of a repeated cross-validation: the
+    accuracy is their mean, and the interval rests on the number of distinct images, not on
+    repeats × images (repeating does not add information about unseen images)."""
+    true, pred = np.asarray(true), np.atleast_2d(np.asarray(pred))
+    n = len(true)
+    mean_correct = float((pred == true[None, :]).sum(1).mean()) if n else 0.0
+    low, high = wilson_interval(mean_correct, n)
+    correct = int(round(mean_correct)) if pred.shape[0] > 1 else int(mean_correct)
+    record = {"accuracy": mean_correct / n if n else 0.0, "correct": correct,
+              "images": int(n), "method": how, "interval_95": [low, high],
+              "small": bool(n < SMALL_EVALUATION), "gold_standard": GOLD_STANDARD}
+    if pred.shape[0] > 1:
+        record["repeats"] = int(pred.shape[0])
+    return record
 
 
 def accuracy_text(record: dict, plain: bool = True) -> str:

@@ -43,7 +43,8 @@ def test_checkpoint_round_trip_gives_identical_logits(full_run):
     assert torch.equal(a_scale * a_img @ a_txt.T, b_scale * b_img @ b_txt.T)
     assert reloaded.class_names == result.classes
     assert reloaded.head is not None and reloaded.head.kind == in_memory.head.kind
-    assert reloaded.head.predict(b_img.numpy()).tolist() == result.val_pred  # the saved head answers
+    if not result.evaluation["method"].startswith("nested"):  # nested: out-of-fold answers, not the head's
+        assert reloaded.head.predict(b_img.numpy()).tolist() == result.val_pred  # the saved head answers
 
 
 def test_metadata_records_the_run(full_run):
@@ -56,10 +57,16 @@ def test_metadata_records_the_run(full_run):
     chosen = min(sweep, key=lambda s: (round(s["loss"], 4), -s["accuracy"], s["alpha"]))
     assert result.alpha in (0.0, chosen["alpha"])  # α: validation loss, or the base model's features
     record = metadata["validation"]["evaluation"]
-    assert record["accuracy"] == result.accuracy_after  # … and the figure comes from the test images
-    assert record["images"] == metadata["validation"]["test_images"] == len(result.val_paths)
-    val_and_train = metadata["validation"]["val_images"] + metadata["validation"]["train_images"]
-    assert val_and_train + record["images"] == 32
+    assert record["accuracy"] == result.accuracy_after
+    kept = metadata["validation"]["kept"]
+    assert kept["kept"] == ("fine-tuned mix" if result.alpha > 0 else "base weights")
+    if kept["kept"] == "base weights":  # full = quick: nested cross-validation over every image
+        assert result.alpha == 0.0 and record["method"].startswith("nested") and record["images"] == 32
+        assert any("base weights are kept" in w for w in result.warnings)
+    else:  # the figure comes from the test images, the head from train + validation
+        assert record["images"] == metadata["validation"]["test_images"] == len(result.val_paths)
+        val_and_train = metadata["validation"]["val_images"] + metadata["validation"]["train_images"]
+        assert val_and_train + record["images"] == 32
     assert not (result.model_dir / ".resume").exists()  # state is removed once the model is safe
 
 

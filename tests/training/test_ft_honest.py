@@ -138,20 +138,73 @@ def test_nested_figure_comes_from_images_that_chose_nothing():
     assert len(chosen) >= 2 and np.mean(pred == y) == 0.0  # any leak would make some answer right
 
 
+def _records(right_a, right_b, n=100):
+    """Per-image records of two candidates: the probe right on `right_a` images, the other on `right_b`."""
+    a, b = np.zeros((n, 2)), np.zeros((n, 2))
+    a[:right_a, 0] = 1
+    b[n - right_b:, 0] = 1  # a different set of images: the paired difference is noisy
+    return {probe.PREFERRED: a, "zero-shot": b}
+
+
 def test_logistic_regression_is_kept_unless_clearly_beaten():
-    scores = {"zero-shot": (0.62, 1.0), "logistic regression (C=1)": (0.60, 0.9), "class means": (0.5, 1.2)}
-    assert probe.choose(scores, 100) == "logistic regression (C=1)"  # 2 points < one standard error
-    scores["zero-shot"] = (0.80, 1.0)
-    assert probe.choose(scores, 100) == "zero-shot"
+    assert probe.choose(_records(60, 62)) == probe.PREFERRED  # 2 points, far below one standard error
+    assert probe.choose(_records(60, 80)) == "zero-shot"  # 20 points, well above one paired SE (7.5)
+    records = _records(60, 60)
+    records["zero-shot"][:, 0] = records[probe.PREFERRED][:, 0]
+    records["zero-shot"][60:63, 0] = 1  # right on every image the probe gets, and on 3 more
+    assert probe.choose(records) == "zero-shot"  # +3 points > margin, paired SE ≈ 1.7 points
+    records["zero-shot"][61:63, 0] = 0  # +1 point: below the 2-point margin
+    assert probe.choose(records) == probe.PREFERRED
+
+
+def _blobs(n_per_class=15, n_classes=3, dim=12, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    x = _unit(rng.normal(size=(len(y), dim)) + 1.5 * rng.normal(size=(n_classes, dim))[y])
+    ctx = probe.Context([str(c) for c in range(n_classes)], _unit(rng.normal(size=(n_classes, dim))), 50.0)
+    return x, y, ctx
+
+
+def test_fit_probe_is_cross_validated_then_refitted_on_all_images():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, ctx = _blobs()
+    head, strength = probe.fit_probe(x, y, ctx.classes, seed=3)
+    assert strength == probe.choose_strength(x.astype(np.float64), y, 3) and strength in probe.LR_STRENGTHS
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=1000)).fit(x, y)
+    test = _unit(np.random.default_rng(9).normal(size=(30, 12)))
+    np.testing.assert_allclose(softmax(head.logits(test)), reference.predict_proba(test), atol=1e-3)
+
+
+def test_quick_keeps_the_very_probe_fit_when_the_probe_wins():
+    x, y, ctx = _blobs(seed=1)
+    name, head, _ = probe.select_and_fit(x, y, ctx, families=(probe.zero_shot_family, probe.logistic_family))
+    probe_head, strength = probe.fit_probe(x, y, ctx.classes, ctx.seed)
+    assert name == f"{probe.PREFERRED} (C={strength:.3g})"
+    np.testing.assert_array_equal(head.logits(x), probe_head.logits(x))
+    order = np.random.default_rng(5).permutation(len(y))  # the same images in another order: the same fit
+    np.testing.assert_array_equal(probe.fit_probe(x[order], y[order], ctx.classes, ctx.seed)[0].logits(x),
+                                  probe_head.logits(x))
+
+
+def test_repeated_cross_validation_interval_rests_on_distinct_images():
+    true = np.repeat([0, 1], 20)
+    pred = np.stack([true, np.where(np.arange(40) < 10, 1 - true, true)])  # 40/40 and 30/40 right
+    record = evaluation_record(true, pred, "nested")
+    assert record["images"] == 40 and record["repeats"] == 2 and record["accuracy"] == pytest.approx(35 / 40)
+    assert record["interval_95"] == list(wilson_interval(35, 40))  # not 70 of 80
 
 
 def test_quick_reports_nested_cross_validation_on_a_small_folder(quick_run):
     result, _ = quick_run
     record = result.evaluation
     assert record["method"].startswith("nested") and record["images"] == 32 == len(result.val_true)
-    assert record["accuracy"] == result.accuracy_after == np.mean(np.array(result.val_true) ==
-                                                                   np.array(result.val_pred))
-    assert record["small"] and record["interval_95"] == list(wilson_interval(record["correct"], 32))
+    assert record["accuracy"] == result.accuracy_after and 0 <= record["accuracy"] <= 1
+    if record.get("repeats", 1) == 1:
+        assert record["accuracy"] == np.mean(np.array(result.val_true) == np.array(result.val_pred))
+    assert record["small"] and record["interval_95"] == list(wilson_interval(record["accuracy"] * 32, 32))
 
 
 # -- the loop's guards ----------------------------------------------------------------------------------
