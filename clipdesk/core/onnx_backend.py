@@ -112,7 +112,18 @@ def read_meta(folder: Path, identity: str) -> dict | None:
         return None
     if not all((folder / n).is_file() and (folder / f"{n}.data").is_file() for n in TOWERS.values()):
         return None
+    if meta.get("files") != _file_digests(folder):  # zeroed or edited weights: garbage, exit 0
+        return None
     return meta
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    """Whole-content hashes of an export's files, recorded once it was verified against torch and
+    checked at every use (memoised by path, size and mtime, so a later start pays nothing)."""
+    from .models import file_fingerprint
+
+    return {name: file_fingerprint(folder / name)
+            for tower in sorted(TOWERS.values()) for name in (tower, f"{tower}.data")}
 
 
 def cached_export(identity: str, precision: str = "fp32") -> tuple[Path, dict] | None:
@@ -370,6 +381,7 @@ def _lite_tokenizer(loaded: LoadedModel) -> dict | None:
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
+    meta["files"] = _file_digests(folder)
     (folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 

@@ -316,9 +316,11 @@ def test_torch_free_start_falls_back_when_the_runtime_fails(tiny_loaded, tiny_ro
     """A damaged weights file under a cached export: torch is built on demand, same answer."""
     root = tmp_path / "cache"
     shutil.copytree(tiny_root / "onnx", root / "onnx")
+    monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(root))
     for data in (root / "onnx").glob("*/fp32/visual.onnx.data"):
         data.write_bytes(b"\0" * 64)
-    monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(root))
+        meta = json.loads((data.parent / "meta.json").read_text())  # damage the recorded hashes miss
+        (data.parent / "meta.json").write_text(json.dumps({**meta, "files": ob._file_digests(data.parent)}))
     images = make_images(3)
     _, expected = _probabilities(TorchEncoder(tiny_loaded), images)
     encoder = run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "auto"))
