@@ -182,6 +182,11 @@ def check_finetune_args(args) -> None:
     for option, path in (("FOLDER", args.folder), ("--val-folder", args.val_folder)):
         if path is not None and not path.expanduser().exists():
             raise DataError(f"{option} {path} does not exist.")
+    if args.val_folder is not None:  # validating on the training images reports learnt-by-heart as accuracy
+        train, val = args.folder.expanduser().resolve(), args.val_folder.expanduser().resolve()
+        if val == train or train in val.parents or val in train.parents:
+            raise DataError(f"--val-folder {args.val_folder} overlaps FOLDER {args.folder}; give a separate "
+                            "folder of other images (or use --val-split).")
     out = output_dir(args.folder, args.method, args.out, args.name, args.overwrite)  # --out, --name, --overwrite
     base = Path(str(args.pretrained or "")).expanduser()
     if base.is_dir() and out.resolve() == base.resolve():  # the new model would refer to itself

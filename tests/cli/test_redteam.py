@@ -115,3 +115,15 @@ def test_fine_tuned_folder_without_its_weights_is_exit_1_not_random_weights(tmp_
     proc = clipdesk("classify", photos, "--format", "json", "--pretrained", folder,
                     "--backend", "torch", "--device", "cpu")
     assert proc.returncode == 1 and "model.safetensors is missing" in proc.stderr and not proc.stdout
+
+
+def test_a_validation_folder_overlapping_the_training_folder_is_refused(tmp_path):
+    """Validating on the training images reported "100 %" for a model that learnt them by heart."""
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            save_image(tmp_path / "pets" / cls / f"{i}.png", seed=i, width=32, height=32)
+    for val in (tmp_path / "pets", tmp_path / "pets" / "cat"):
+        proc = clipdesk("finetune", tmp_path / "pets", "--method", "quick", "--val-folder", val,
+                        "--out", tmp_path / "out", *TINY[:4])
+        assert proc.returncode == 2 and "overlaps" in proc.stderr
+        assert not (tmp_path / "out").exists()
