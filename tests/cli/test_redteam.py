@@ -77,7 +77,10 @@ def test_ctrl_c_while_classifying_exits_130_without_a_traceback(tmp_path):
     if proc.returncode == 0:  # a very fast machine finished first: the output must be whole
         json.loads(out)
     else:
-        assert proc.returncode == 130 and err.strip() == "clipdesk: interrupted.", err
+        # 130, or death by SIGINT itself (which a shell also shows as 130) when the signal lands
+        # while the interpreter is starting or shutting down; either way one line, no traceback.
+        assert proc.returncode in (130, -signal.SIGINT), err
+        assert err.strip() in ("clipdesk: interrupted.", ""), err
     after = clipdesk("classify", root, "--labels", "cat,dog", "--format", "json", *TINY)
     fresh = clipdesk("classify", root, "--labels", "cat,dog", "--format", "json", "--no-cache", *TINY)
     assert json.loads(after.stdout) == json.loads(fresh.stdout)  # the cache stayed consistent
