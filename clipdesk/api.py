@@ -308,6 +308,8 @@ class Classifier:
 
         if isinstance(labels, str):
             labels = split_labels(labels)
+        elif labels is None or not all(isinstance(label, str) for label in _as_list(labels)):
+            raise LabelError("labels must be a string such as \"cat, dog\" or a list of strings.")
         label_set = self.engine.label_set(list(labels), templates)
         for note in label_set.notes:
             warnings.warn(note, UserWarning, stacklevel=3)
@@ -365,6 +367,8 @@ class Classifier:
             >>> Path(hits[0].path).name
             '02-blue-star.png'
         """
+        if query is None or (isinstance(query, str) and not query.strip()):
+            raise LabelError("search needs a query: a description such as \"a red car\", or an image.")
         sources = _expand(images)
         vectors = _run(self._embed_job(sources, cancel), progress)
         ok = [i for i, vector in enumerate(vectors) if vector is not None]
@@ -583,3 +587,11 @@ def demo_images() -> list[Path]:
     from .core.demo import demo_sample_images
 
     return demo_sample_images()
+
+
+def _as_list(values: object) -> list:
+    """Any iterable of labels as a list; a non-iterable gives a list that fails the type check."""
+    try:
+        return list(values)  # type: ignore[call-overload]
+    except TypeError:
+        return [values]

@@ -275,3 +275,16 @@ def test_docstring_examples_run():
     for module in (clipdesk, clipdesk.api):
         outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
+
+
+def test_missing_labels_or_query_are_one_sentence_label_errors():
+    import clipdesk
+
+    clf = clipdesk.load("demo", cache=False)
+    image = clipdesk.demo_images()[0]
+    for labels in (None, 3, ["cat", None]):
+        with pytest.raises(clipdesk.LabelError, match="labels must be"):
+            clf.classify(image, labels)
+    for query in (None, "", "   "):
+        with pytest.raises(clipdesk.LabelError, match="search needs a query"):
+            clf.search(query, image)
