@@ -210,6 +210,8 @@ def main(argv=None) -> int:
         folder = make_images(Path(tempfile.gettempdir()) / f"clipdesk-bench-gui-{n}", n)
         # A cold embedding cache for the window too: every picture goes through the encoder.
         os.environ["CLIPDESK_CACHE_DIR"] = env["CLIPDESK_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-gui-win-")
+        # Each size starts with an empty window: the previous window saved its image list on close.
+        (tmp / "config" / "images.json").unlink(missing_ok=True)
         phases = window_phases(folder, n, args.model, args.pretrained, args.backend)
         cli = cli_seconds(folder, args.model, args.pretrained, args.backend, env)
         print(f"\n{n} images ({args.model}/{args.pretrained}, {args.backend}):")
