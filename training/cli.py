@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     finetune.add_argument("--pretrained", default=None,
                           help=f"pretrained tag, checkpoint file, or none (default {DEFAULT_PRETRAINED})")
     finetune.add_argument("--epochs", type=_positive_int, default=None,
-                          help="training epochs for full and captions (quick fits its head in closed form and ignores it)")
+                          help="training epochs for full and captions (quick ignores it: its head is a cross-validated fit)")
     finetune.add_argument("--lr", type=_positive_float, default=None, help="learning rate; default per method")
     finetune.add_argument("--batch-size", type=_positive_int, default=32)
     val = finetune.add_mutually_exclusive_group()
