@@ -84,7 +84,9 @@ class EmbeddingCache:
 
     # -- opening, with repair -------------------------------------------------------------------
     def _open(self) -> None:
-        for attempt in range(2):
+        repaired = False
+        for attempt in range(_OPEN_ATTEMPTS):
+            started = time.monotonic()
             try:
                 self._open_once()
                 return
@@ -98,10 +100,17 @@ class EmbeddingCache:
                 problem, repairable = str(mismatch), True
             except OSError as error:
                 problem, repairable = str(error.strerror or error), False
-            if not repairable or attempt:
+            if attempt + 1 < _OPEN_ATTEMPTS and (
+                    repaired or _is_transient(problem, time.monotonic() - started)):
+                # Another opener is repairing or creating the same file right now (its rename or
+                # schema write made ours fail at once): wait a moment and open again.
+                time.sleep(0.02 * (attempt + 1))
+                continue
+            if not repairable or repaired:
                 self._disable(problem)
                 return
             failure = self._move_aside(problem)
+            repaired = True
             if failure:
                 self._disable(failure)
                 return
@@ -320,6 +329,15 @@ def _env_float(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if 0 <= value < 1e6 else default
+
+
+_OPEN_ATTEMPTS = 6
+
+
+def _is_transient(problem: str, seconds: float) -> bool:
+    """An I/O error, or a lock refused at once (not after the busy timeout), while opening."""
+    text = problem.lower()
+    return "disk i/o error" in text or ("locked" in text and seconds < 1.0)
 
 
 def _is_locked(error: sqlite3.Error) -> bool:
