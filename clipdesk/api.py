@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 import numpy as np
 
 from .core.errors import ImageLoadError, LabelError
-from .core.jobs import CancelToken, Job, Progress, T, check
+from .core.jobs import CancelToken, Job, Progress, T, check, run_job
 from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
 
 if TYPE_CHECKING:
@@ -121,15 +121,9 @@ def _run(job: Job[T], progress: ProgressArg = False) -> T:
             return drive(job)
         finally:
             job.close()
-    report = progress if callable(progress) else None
+    report = (lambda step: progress(step.done, step.total, step.message)) if callable(progress) else None
     try:
-        while True:
-            try:
-                step = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if report is not None:
-                report(step.done, step.total, step.message)
+        return run_job(job, report)
     finally:
         job.close()  # a KeyboardInterrupt in the callback still shuts the decode threads down
 

@@ -433,21 +433,10 @@ class Session:
 # -- the image list, kept between runs (paths only, never pixels) -------------------------------
 def save_image_list(file: Path, paths: Sequence[Path]) -> None:
     """Write the loaded paths atomically (a crash never leaves half a list)."""
-    import json
-    import os
-    import tempfile
+    from .settings import write_json_atomic
 
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"version": 1, "images": [str(p) for p in paths]}, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # ASCII escapes keep a file name that is not valid UTF-8 (a surrogate escape) writable.
+    write_json_atomic(file, {"version": 1, "images": [str(p) for p in paths]}, ensure_ascii=True)
 
 
 def load_image_list(file: Path) -> list[Path]:

@@ -139,14 +139,14 @@ def settings_path() -> Path:
     return config_dir() / SETTINGS_FILE
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, ensure_ascii: bool = False) -> None:
     """Write to a temporary file in the same folder, then os.replace: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False)
+            json.dump(data, stream, indent=2, ensure_ascii=ensure_ascii)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
