@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from qt_helpers import TINY  # noqa: E402
 from synth_images import save_image  # noqa: E402
 
 from clipdesk.core.settings import Settings  # noqa: E402
-
-TINY = ("clipdesk-tiny", "none")
 
 
 @pytest.fixture
@@ -45,15 +44,6 @@ def open_window(qtbot):
     yield open_
     for window in windows:
         window.close()
-
-
-def wait_idle(qtbot, window, count: int | None = None, timeout: int = 60000) -> None:
-    """Until `count` images are in (if given), all embedded, and scores match the labels."""
-    def settled():
-        return (count is None or len(window.session) == count) and (window.model_ready and window._classify_task is None and window._rescore_task is None
-                and not window.session.pending_paths() and not window._needs_rescore())
-
-    qtbot.waitUntil(settled, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import wait_idle
 from PySide6.QtCore import Qt
+from qt_helpers import wait_idle
 
 import clipdesk.qt.classify_controller as classify_module
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from conftest import wait_idle
 from PySide6.QtCore import Qt
+from qt_helpers import wait_idle
 
 import clipdesk.qt.classify_controller as classify_module
 from clipdesk.qt.classify_controller import CHUNK_MAX, CHUNK_MIN, CHUNK_SECONDS, Run

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import wait_idle
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
+from qt_helpers import wait_idle
 
 from clipdesk import __version__
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import wait_idle
 from PIL import Image
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu
+from qt_helpers import wait_idle
 
 from clipdesk.core.jobs import Progress
 from clipdesk.qt.widgets.finetune_dialog import FinetuneDialog

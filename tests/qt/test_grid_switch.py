@@ -3,8 +3,8 @@ and the switch keeps the selection and the current image (real clicks and keys).
 
 from __future__ import annotations
 
-from conftest import wait_idle
 from PySide6.QtCore import QPoint, Qt
+from qt_helpers import wait_idle
 
 from clipdesk.qt.widgets.image_grid import PATH_ROLE
 

@@ -6,10 +6,10 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import TINY, wait_idle
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit
+from qt_helpers import TINY, wait_idle
 
 from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import NullCache

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 
-from conftest import wait_idle
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox
+from qt_helpers import wait_idle
 
 from clipdesk.qt.model_controller import ModelChoice, gui_model_message
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import wait_idle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
+from qt_helpers import wait_idle
 
 
 def test_ranked_state_shows_and_esc_or_chip_clears_it(qtbot, open_window, make_images):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import wait_idle
 from PySide6.QtCore import Qt
+from qt_helpers import wait_idle
 
 from clipdesk.core.paths import config_dir
 from clipdesk.core.session import load_image_list, save_image_list
