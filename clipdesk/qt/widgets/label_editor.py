@@ -102,7 +102,7 @@ class LabelEditor(QWidget):
             self.templates.addItem(f"{name} — {TEMPLATE_HELP.get(name, '')}", name)
         self.templates.currentIndexChanged.connect(
             lambda _i: self.session.set_options(templates=self.templates.currentData()))
-        self.multi_label = QCheckBox("Multi-label (score each label on its own)")
+        self.multi_label = QCheckBox("Multi-label (several labels can be present)")
         self.multi_label.setObjectName("multiLabelCheck")
         self.multi_label.toggled.connect(lambda on: self.session.set_options(multi_label=on))
         self.threshold = self._spin("Below this top score an image is “unsure” (0 = off)")
