@@ -277,7 +277,10 @@ class Classifier:
         vectors = _run(self._embed_job(sources, cancel), progress)
         ok = [i for i, vector in enumerate(vectors) if vector is not None]
         features = np.stack([vectors[i] for i in ok]) if ok else np.zeros((0, self._dim()), np.float32)
-        scores = self.engine.score(features, label_set, multi_label=multi_label, templates=templates)
+        quarters = _run(self._quarters_job([sources[i] for i in ok], features, cancel), progress) \
+            if multi_label else None
+        scores = self.engine.score(features, label_set, multi_label=multi_label, templates=templates,
+                                   quarters=quarters)
         rows = {source_index: row for row, source_index in enumerate(ok)}
         predictions = []
         for i, source in enumerate(sources):
@@ -408,6 +411,26 @@ class Classifier:
                 vectors[i] = vector
             yield Progress(len(files) + start + len(batch), total, "Embedding images", unit="img")
         return vectors
+
+    def _quarters_job(self, sources: list[_Source], features: np.ndarray,
+                      cancel: CancelToken | None) -> Job[np.ndarray]:
+        """(N, 4, D) quarter crops of embedded sources (multi-label); files through the cache."""
+        from .core.multilabel import quarter_crops
+
+        files = [row for row, source in enumerate(sources) if source.path is not None]
+        quarters = yield from self.engine.quarters_job([sources[row].path for row in files], features[files],
+                                                       self.batch_size, cancel)
+        out = np.repeat(features[:, None, :], 4, axis=1)
+        if files:
+            out[files] = quarters
+        for row, source in enumerate(sources):
+            if source.path is None:
+                check(cancel)
+                crops = [_Source(index=source.index, image=crop) for crop in quarter_crops(source.image)]
+                vectors = self._encode_memory(crops)
+                if all(vector is not None for vector in vectors):
+                    out[row] = np.stack(vectors)
+        return out
 
     def _encode_memory(self, sources: list[_Source]) -> list[np.ndarray | None]:
         """Preprocess in-memory images as the file pipeline does, then one encoder call per batch."""

@@ -200,8 +200,11 @@ def cmd_classify(args) -> int:
     for text in label_set.notes:
         note(text)
     embedded = drive(engine.embed_job(files, args.batch_size, args.exact))
+    quarters = None
+    if args.multi_label:  # each picture's four quarters too: see core/multilabel.py
+        quarters = drive(engine.quarters_job(embedded.paths, embedded.features, args.batch_size))
     scores = engine.score(embedded.features, label_set, multi_label=args.multi_label,
-                          templates=args.templates)
+                          templates=args.templates, quarters=quarters)
     rows = classify_rows(files, missing, embedded, scores, args.top_k)
     if len(embedded.paths) and not scores.valid_rows().any():
         raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "

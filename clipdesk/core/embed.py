@@ -3,6 +3,9 @@
 Decoding (read, hash, JPEG draft decode, preprocess) runs on a small thread pool a few batches
 ahead of the encoder; Pillow and torch both release the GIL, so the encoder rarely waits.
 Cached files are only read and hashed, never decoded or encoded.
+
+`views="quarters"` embeds the four quarter crops of each image instead of the whole image
+(multi-label scoring, core/multilabel.py): (N, 4, D), cached under their own identity.
 """
 
 from __future__ import annotations
@@ -52,10 +55,20 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2)))
 
 
+VIEWS = ("whole", "quarters")
+
+
+def cache_identity(encoder: Encoder, views: str = "whole") -> str:
+    """Quarter-crop embeddings of a file must never be mistaken for its whole-image one."""
+    return encoder.cache_identity if views == "whole" else f"{encoder.cache_identity}|{views}"
+
+
 class _Loader:
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache, exact: bool) -> None:
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache, exact: bool, views: str = "whole") -> None:
         self.encoder = encoder
         self.cache = cache
+        self.views = views
+        self.identity = cache_identity(encoder, views)
         size = encoder.loaded.image_size
         self.draft_size = None if exact else 2 * size  # never below twice the model's input
         self.warm_up = getattr(encoder, "warm_up_images", None)
@@ -66,14 +79,19 @@ class _Loader:
         try:
             data = read_bytes(path)
             item.digest = content_digest(data)
-            hit = self.cache.get_images(self.encoder.cache_identity, [item.digest])
+            hit = self.cache.get_images(self.identity, [item.digest])
             if hit:
-                item.cached = hit[item.digest]
+                item.cached = _unflatten(hit[item.digest], self.views)
                 return item
             if self.warm_up is not None:  # e.g. ONNX Runtime opens its image session meanwhile
                 self.warm_up()
             image = decode_rgb(data, path, self.draft_size)
-            item.tensor = self.preprocess(image)
+            if self.views == "quarters":
+                from .multilabel import quarter_crops
+
+                item.tensor = [self.preprocess(crop) for crop in quarter_crops(image)]
+            else:
+                item.tensor = self.preprocess(image)
         except ImageLoadError as error:
             item.error = str(error)
         except Exception as error:  # noqa: BLE001 - one odd file must not end the run
@@ -89,14 +107,18 @@ def embed_job(
     exact: bool = False,
     cancel: CancelToken | None = None,
     workers: int | None = None,
+    views: str = "whole",
 ) -> Job[EmbedResult]:
     """Embed `paths`; yields Progress whose payload is the list of (path, vector|None, error)."""
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {VIEWS}, not {views!r}")
     result = EmbedResult()
     vectors: list[np.ndarray] = []
     total = len(paths)
-    started = Progress(0, total, "Embedding images", unit="img")
+    message = "Embedding images" if views == "whole" else "Embedding image quarters (multi-label)"
+    started = Progress(0, total, message, unit="img")
     yield started
-    loader = _Loader(encoder, cache, exact)
+    loader = _Loader(encoder, cache, exact, views)
     lookahead = max(2 * batch_size, 8)
     workers = workers or getattr(encoder, "decode_workers", None) or default_workers()
     with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
@@ -118,18 +140,24 @@ def embed_job(
                 if len(batch) < batch_size and pending:
                     continue
                 check(cancel)
-                payload = _encode_batch(encoder, cache, batch, result, vectors)
+                payload = _encode_batch(encoder, cache, batch, result, vectors, loader)
                 done += len(batch)
                 batch = []
-                yield Progress(done, total, "Embedding images", unit="img",
+                yield Progress(done, total, message, unit="img",
                                started=started.started, payload=payload)
         finally:
             for future in pending:
                 future.cancel()
     # With no vector at all (every file failed) keep the width, so scoring gives (0, labels).
     dim = vectors[0].shape[-1] if vectors else _output_dim(encoder)
-    result.features = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
+    empty_shape = (0, 4, dim) if views == "quarters" else (0, dim)
+    result.features = np.stack(vectors).astype(np.float32) if vectors else np.zeros(empty_shape, np.float32)
     return result
+
+
+def _unflatten(vector: np.ndarray, views: str) -> np.ndarray:
+    """The cache stores one flat row per file: quarters are 4 × D laid end to end."""
+    return vector.reshape(4, -1) if views == "quarters" else vector
 
 
 def _output_dim(encoder) -> int:
@@ -146,16 +174,20 @@ def _stack(tensors: list):
     return np.stack([np.asarray(t, np.float32) for t in tensors])
 
 
-def _encode_batch(encoder, cache, batch, result, vectors) -> list[tuple]:
+def _encode_batch(encoder, cache, batch, result, vectors, loader: _Loader) -> list[tuple]:
     to_encode = [item for item in batch if item.tensor is not None]
     if to_encode:
-        features = np.asarray(encoder.encode_image(_stack([item.tensor for item in to_encode])))
+        quarters = loader.views == "quarters"
+        tensors = [t for item in to_encode for t in item.tensor] if quarters else [item.tensor for item in to_encode]
+        features = np.asarray(encoder.encode_image(_stack(tensors)))
+        if quarters:
+            features = features.reshape(len(to_encode), 4, -1)
         fresh = {}
         for item, vector in zip(to_encode, features):
             item.cached = vector
-            fresh[item.digest] = vector
+            fresh[item.digest] = vector.reshape(-1)
         if getattr(encoder, "in_eval_mode", True):  # guard: never cache a training-mode encoder's output
-            cache.put_images(encoder.cache_identity, fresh)
+            cache.put_images(loader.identity, fresh)
         else:
             log.warning("The model is in training mode; its embeddings are not cached.")
         result.encoded += len(to_encode)

@@ -22,7 +22,6 @@ from .jobs import CancelToken, Job
 from .prompts import DEFAULT_TEMPLATES, Label, clean_labels, template_set
 
 log = logging.getLogger(__name__)
-BACKGROUND = Label("object")  # the neutral prompt multi-label scores are measured against
 
 
 @dataclass
@@ -58,6 +57,24 @@ class Engine:
     def embed_job(self, paths: Sequence[Path], batch_size: int = 32, exact: bool = False,
                   cancel: CancelToken | None = None) -> Job[EmbedResult]:
         return embed_job(self.encoder, paths, self.cache, batch_size, exact, cancel)
+
+    def quarters_job(self, paths: Sequence[Path], fallback: np.ndarray, batch_size: int = 32,
+                     cancel: CancelToken | None = None) -> Job[np.ndarray]:
+        """(N, 4, D) quarter-crop embeddings for multi-label scoring, aligned with `paths`.
+
+        `fallback` holds the whole-image vectors (N, D): a file whose crops cannot be made (it
+        changed or vanished since) gets its whole vector four times, i.e. whole-image scoring.
+        """
+        fallback = np.asarray(fallback, np.float32)
+        quarters = np.repeat(fallback[:, None, :], 4, axis=1) if len(fallback) else np.zeros((0, 4, 0), np.float32)
+        if not len(paths):
+            return quarters
+        result = yield from embed_job(self.encoder, paths, self.cache, max(1, batch_size // 4),
+                                      cancel=cancel, views="quarters")
+        rows = {Path(path): row for row, path in enumerate(paths)}
+        for path, vectors in zip(result.paths, result.features):
+            quarters[rows[Path(path)]] = vectors
+        return quarters
 
     def embed_image(self, path: Path) -> np.ndarray:
         from .jobs import run_job
@@ -152,12 +169,14 @@ class Engine:
 
     # -- scoring ------------------------------------------------------------------------------
     def score(self, features: np.ndarray, label_set: LabelSet, multi_label: bool = False,
-              templates: str = DEFAULT_TEMPLATES) -> Scores:
+              templates: str = DEFAULT_TEMPLATES, quarters: np.ndarray | None = None) -> Scores:
+        """Softmax over the labels (or a fine-tuned head); with `multi_label`, each label against
+        the image's best one, from the whole image and, when given, its quarters (N, 4, D)."""
         scale = self.encoder.logit_scale
         if multi_label:
-            from .multilabel import relative_scores  # each label against the image's best one
+            from .multilabel import global_local_scores
 
-            return relative_scores(features, label_set.weights, scale, label_set.names)
+            return global_local_scores(features, quarters, label_set.weights, scale, label_set.names)
         head = self.loaded.head
         if head is not None and len(features) and head.match(label_set.names) is not None:
             return head.scores(features, label_set)  # also for other case/spacing or a subset
