@@ -30,6 +30,7 @@ class ImageItem:
     error: str = ""
     vector: np.ndarray | None = None
     probs: np.ndarray | None = None  # over `Session.score_labels`
+    quarters: np.ndarray | None = None  # (4, dim) quarter-crop embeddings, for multi-label scores
     similarity: float | None = None  # last search's cosine, None when no search is active
 
 
@@ -142,6 +143,7 @@ class Session:
         self._listeners: dict[str, list[Callable]] = defaultdict(list)
         self._arrays: DecisionArrays | None = None  # cached until the next event
         self._features: tuple[list[Path], np.ndarray] | None = None
+        self._quarters: list[np.ndarray | None] | None = None  # aligned with `_features`
 
     # -- events ---------------------------------------------------------------------------------
     def on(self, event: str, callback: Callable) -> None:
@@ -151,7 +153,7 @@ class Session:
     def _emit(self, event: str, *args) -> None:
         self._arrays = None  # every event may change scores, rows or options
         if event not in ("scores", "options", "labels"):  # rows, paths or vectors may have changed
-            self._features = None
+            self._features = self._quarters = None
         for callback in list(self._listeners[event]):
             callback(*args)
 
@@ -238,9 +240,10 @@ class Session:
 
     def reset_embeddings(self) -> None:
         """Another model was loaded: every image must be embedded again (with the new model)."""
-        self._features = None
-        for item in self.items:
+        self._features = self._quarters = None
+        for item in self.items:  # quarters belong to the old model too
             item.status, item.error, item.vector, item.probs, item.similarity = "pending", "", None, None, None
+            item.quarters = None
         self.score_labels = []
         self.search_query = ""
         self._emit("scores")
@@ -248,18 +251,29 @@ class Session:
     def pending_paths(self) -> list[Path]:
         return [item.path for item in self.items if item.status == "pending"]
 
+    def region_pending(self) -> list[tuple[Path, np.ndarray]]:
+        """(path, vector) of embedded images still without quarter crops while multi-label is on
+        and labels are set: the work its scores wait for (turned off, quarters are kept)."""
+        if not self.multi_label or not self.labels:
+            return []
+        return [(item.path, item.vector) for item in self.items
+                if item.vector is not None and item.quarters is None]
+
     def set_error(self, path: Path, message: str) -> None:
         row = self.row_of(path)
         if row is not None:
             item = self.items[row]
             item.status, item.error, item.vector, item.probs = "error", message, None, None
+            item.quarters = None
             self._emit("changed", [row])
 
     def set_embeddings(self, batch: Iterable[tuple[Path, np.ndarray | None, str]],
-                       probs: np.ndarray | None = None, score_labels: Sequence[str] = ()) -> None:
-        """One embedding batch from the worker; `probs` (rows aligned with the good ones) optional."""
+                       probs: np.ndarray | None = None, score_labels: Sequence[str] = (),
+                       quarters: np.ndarray | None = None) -> None:
+        """One embedding batch from the worker; `probs` and `quarters` (rows aligned with the good
+        ones) optional. Quarters are kept whenever given, even if the scores came too late."""
         changed, k = [], 0
-        self._features = None
+        self._features = self._quarters = None
         for path, vector, error in batch:
             row = self.row_of(path)
             if vector is None:
@@ -271,6 +285,8 @@ class Session:
             if row is not None:
                 item = self.items[row]
                 item.status, item.error, item.vector = "done", "", np.asarray(vector, np.float32)
+                if quarters is not None:
+                    item.quarters = quarters[k]
                 if probs is not None and list(score_labels) == self.score_labels:
                     item.probs = probs[k]
                 changed.append(row)
@@ -291,6 +307,13 @@ class Session:
             else:
                 self._features = ([item.path for item in done], np.stack([item.vector for item in done]))
         return self._features
+
+    def feature_quarters(self) -> list[np.ndarray | None]:
+        """Each `features()` row's quarter crops (None where not computed yet): a list of
+        references, cheap on the GUI thread; `stack_quarters` builds the array in the worker."""
+        if self._quarters is None:
+            self._quarters = [item.quarters for item in self.items if item.vector is not None]
+        return self._quarters
 
     def set_scores(self, paths: Sequence[Path], probs: np.ndarray, labels: Sequence[str]) -> None:
         """Replace all scores (a re-score after a label edit): rows of `probs` follow `paths`."""
@@ -454,16 +477,32 @@ def load_image_list(file: Path) -> list[Path]:
 # -- the jobs the app runs on the engine (in its worker thread) ---------------------------------
 @dataclass
 class ScoredBatch:
-    """One embedding batch, with scores when labels were set (rows follow the good files)."""
+    """One embedding batch, with scores when labels were set (rows follow the good files), and
+    in multi-label mode the quarter crops' embeddings (good files × 4 × dim)."""
 
     items: list[tuple[Path, np.ndarray | None, str]]
     probs: np.ndarray | None
     labels: list[str]
+    quarters: np.ndarray | None = None
+
+
+def stack_quarters(features: np.ndarray, quarters: Sequence[np.ndarray | None]) -> np.ndarray:
+    """(N, 4, dim) for scoring: an image without quarter crops repeats its whole-image vector,
+    which makes its global–local score exactly the whole-image one."""
+    out = np.repeat(np.asarray(features, np.float32)[:, None, :], 4, axis=1)
+    for i, rows in enumerate(quarters):
+        if rows is not None:
+            out[i] = rows
+    return out
 
 
 def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates: str,
                  multi_label: bool, batch_size: int = 32, cancel=None):
-    """Embed `paths` and score each batch as it arrives; Progress.payload is a ScoredBatch."""
+    """Embed `paths` and score each batch as it arrives; Progress.payload is a ScoredBatch.
+
+    In multi-label mode each batch's good files also get their quarter crops embedded (cached
+    like whole images), so a new image costs five embeddings once and is scored global–local.
+    """
     from .jobs import Progress
 
     label_set = engine.label_set(list(labels), templates) if labels else None
@@ -475,14 +514,49 @@ def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates
             return stop.value
         batch = progress.payload
         if batch:
-            good = [vector for _, vector, _ in batch if vector is not None]
-            probs = None
-            if label_set is not None and good:
-                probs = engine.score(np.stack(good), label_set, multi_label, templates).probs
+            good = [(path, vector) for path, vector, _ in batch if vector is not None]
+            probs, quarters = _score_batch(engine, good, label_set, templates, multi_label, batch_size, cancel)
             names = label_set.names if label_set is not None else []
             progress = Progress(progress.done, progress.total, "Classifying", progress.unit,
-                                progress.started, ScoredBatch(batch, probs, names))
+                                progress.started, ScoredBatch(batch, probs, names, quarters))
         yield progress
+
+
+def regions_job(engine, paths: Sequence[Path], vectors: Sequence[np.ndarray], labels: Sequence[str],
+                templates: str, batch_size: int = 32, cancel=None):
+    """Multi-label turned on over images already embedded: embed only their quarter crops (the
+    whole-image vectors are given) and re-score them batch by batch; payloads are ScoredBatches."""
+    from .jobs import Progress, check
+
+    label_set = engine.label_set(list(labels), templates) if labels else None
+    paths, total = list(paths), len(paths)
+    progress = Progress(0, total, "Scoring regions for multi-label", "img")
+    for start in range(0, total, batch_size):
+        check(cancel)
+        good = [(path, np.asarray(vector, np.float32))
+                for path, vector in zip(paths[start:start + batch_size], vectors[start:start + batch_size])]
+        probs, quarters = _score_batch(engine, good, label_set, templates, True, batch_size, cancel)
+        names = label_set.names if label_set is not None else []
+        batch = [(path, vector, "") for path, vector in good]
+        yield Progress(start + len(good), total, progress.message, "img", progress.started,
+                       ScoredBatch(batch, probs, names, quarters))
+    return total
+
+
+def _score_batch(engine, good: list[tuple[Path, np.ndarray]], label_set, templates: str,
+                 multi_label: bool, batch_size: int, cancel) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Scores of one batch's good files, and in multi-label mode their quarter crops' embeddings."""
+    from .jobs import run_job
+
+    if label_set is None or not good:
+        return None, None
+    features = np.stack([vector for _, vector in good])
+    quarters = None
+    if multi_label:
+        quarters = run_job(engine.quarters_job([path for path, _ in good], fallback=features,
+                                               batch_size=batch_size, cancel=cancel))
+        quarters = np.asarray(quarters, np.float32)
+    return engine.score(features, label_set, multi_label, templates, quarters=quarters).probs, quarters
 
 
 @dataclass
@@ -494,11 +568,17 @@ class Rescored:
 
 
 def rescore(engine, paths: Sequence[Path], features: np.ndarray, labels: Sequence[str],
-            templates: str, multi_label: bool) -> Rescored:
-    """Scores for already-embedded images: only new label texts go through the text encoder."""
+            templates: str, multi_label: bool,
+            quarters: Sequence[np.ndarray | None] | None = None) -> Rescored:
+    """Scores for already-embedded images: only new label texts go through the text encoder.
+
+    In multi-label mode `quarters` (per row, None where not computed yet) give global–local
+    scores; a row without them is scored on its whole image alone.
+    """
     label_set = engine.label_set(list(labels), templates)
     if len(features):
-        probs = engine.score(features, label_set, multi_label, templates).probs
+        stacked = stack_quarters(features, quarters) if multi_label and quarters is not None else None
+        probs = engine.score(features, label_set, multi_label, templates, quarters=stacked).probs
     else:
         probs = np.zeros((0, len(label_set.labels)), np.float32)
     return Rescored(list(paths), probs, label_set.names, label_set.notes)

@@ -5,6 +5,11 @@ A chunk is sized to about CHUNK_SECONDS at the measured rate, so a label edit is
 chunks (not after the run) while the per-task overhead stays small. Cancel (Esc, the button) stops
 the running chunk within one batch and nothing queued starts after it, until File › Classify
 pending images resumes.
+
+Multi-label scores also need each image's quarter crops (core/multilabel.py). New images get them
+in the same chunk; images embedded before multi-label was turned on are pending work of their own
+("Scoring regions for multi-label"), scheduled, shown and cancelled exactly like new images, after
+one quick re-score that shows whole-image scores for all of them at once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
 from clipdesk.core.errors import Cancelled
-from clipdesk.core.session import classify_job, rescore
+from clipdesk.core.session import classify_job, regions_job, rescore
 
 from .worker import Task
 
@@ -31,6 +36,7 @@ class Run:
     total: int = 0
     done: int = 0
     started: float = field(default_factory=time.monotonic)
+    what: str = "Classifying"  # or "Scoring regions for multi-label"
 
     def rate(self) -> float:
         return self.done / max(1e-6, time.monotonic() - self.started) if self.done else 0.0
@@ -88,6 +94,8 @@ class ClassifyController(QObject):
             if pending:
                 self._start(pending[:self.chunk_size()], len(pending))
                 return
+            if self._start_regions():
+                return
         if self.task is None and self.rescore_task is None:
             self.run = None
             window._set_busy(window.searching.task is not None)
@@ -98,6 +106,23 @@ class ClassifyController(QObject):
                 if not window._message_timer.isActive():  # a timed message (a failed load) stays up
                     window._idle_message()
                 window.idle.emit()
+
+    def _start_regions(self) -> bool:
+        """Quarter crops for images embedded before multi-label was on; True when work is due.
+
+        Stale scores are re-scored first (whole-image scores for every image at once), and no
+        chunk runs beside a re-score: its result would overwrite the chunk's region scores.
+        """
+        if self.rescore_task is not None:
+            return True  # `_rescored` calls next_job again
+        regions = [(p, v) for p, v in self.session.region_pending() if p not in self.in_flight]
+        if not regions:
+            return False
+        if self.needs_rescore():
+            self._start_rescore()
+        else:
+            self._start(regions[:self.chunk_size()], len(regions), regions=True)
+        return True
 
     def chunk_size(self) -> int:
         rate = self.run.rate() if self.run else 0.0
@@ -114,11 +139,15 @@ class ClassifyController(QObject):
             return True
         return any(item.vector is not None and item.probs is None for item in self.session.items)
 
-    def _start(self, paths: list[Path], remaining: int) -> None:
-        if self.run is None:
-            self.run = Run(total=remaining)
+    def _start(self, paths: list, remaining: int, regions: bool = False) -> None:
+        """One chunk: `paths` to embed, or with `regions` (path, vector) pairs to crop."""
+        what = "Scoring regions for multi-label" if regions else "Classifying"
+        if self.run is None or self.run.what != what:
+            self.run = Run(total=remaining, what=what)
         else:
             self.run.total = max(self.run.total, self.run.done + remaining)
+        vectors = [vector for _, vector in paths] if regions else []
+        paths = [path for path, _ in paths] if regions else paths
         self.in_flight.update(paths)
         signature = self.signature()
         labels, templates, multi = list(self.session.labels), self.session.templates, self.session.multi_label
@@ -129,6 +158,8 @@ class ClassifyController(QObject):
         self.window._set_busy(True)
 
         def factory(worker, token):
+            if regions:
+                return regions_job(worker.engine, paths, vectors, labels, templates, batch_size, token)
             return classify_job(worker.engine, paths, labels, templates, multi, batch_size, token)
 
         def connect(task: Task) -> None:
@@ -149,7 +180,7 @@ class ClassifyController(QObject):
                 self.scores_signature = signature
         else:
             probs = None
-        self.session.set_embeddings(batch.items, probs, batch.labels)
+        self.session.set_embeddings(batch.items, probs, batch.labels, batch.quarters)
         if self.run is not None:
             self.run.done += len(batch.items)
             self._show_progress(self.run)
@@ -163,7 +194,7 @@ class ClassifyController(QObject):
         bar.setRange(0, run.total)
         bar.setValue(run.done)
         bar.setFormat(f"%v/%m · {rate:.0f} img/s")
-        self.window.show_message(f"Classifying {run.done}/{run.total} images · {rate:.1f} img/s · "
+        self.window.show_message(f"{run.what} {run.done}/{run.total} images · {rate:.1f} img/s · "
                                  f"ETA {eta:.0f} s")
 
     def _done(self, task: Task, paths: list[Path], result, error=None) -> None:
@@ -177,16 +208,24 @@ class ClassifyController(QObject):
             self.run = None
             self.window._set_busy(False)
             if error is None or isinstance(error, Cancelled):
-                left = len(self.session.pending_paths())
-                self.window.show_message(f"Cancelled; {left} images not classified "
-                                         "(File › Classify pending images).")
+                self.window.show_message(self._cancelled_message())
             else:
                 self.window.show_message(f"Classification stopped: {error}")
             return
         self.next_job()
 
+    def _cancelled_message(self) -> str:
+        left = len(self.session.pending_paths())
+        regions = len(self.session.region_pending())
+        text = f"Cancelled; {left} images not classified"
+        if regions:
+            text = (f"Cancelled; {regions} images not scored for multi-label" if not left
+                    else f"{text}, {regions} not scored for multi-label")
+        return f"{text} (File › Classify pending images)."
+
     def _start_rescore(self) -> None:
         paths, features = self.session.features()
+        quarters = self.session.feature_quarters() if self.session.multi_label else None
         signature = self.signature()
         labels, templates, multi = list(self.session.labels), self.session.templates, self.session.multi_label
 
@@ -195,7 +234,8 @@ class ClassifyController(QObject):
             task.signals.errored.connect(lambda error: self._rescore_failed(task, error))
 
         self.rescore_task = self.window.worker.submit(
-            "rescore", lambda worker, _t: rescore(worker.engine, paths, features, labels, templates, multi),
+            "rescore", lambda worker, _t: rescore(worker.engine, paths, features, labels, templates, multi,
+                                                  quarters),
             connect=connect, cancellable=False)
 
     def _rescored(self, task: Task, result, signature: tuple) -> None:

@@ -28,7 +28,8 @@ def core_engine():
 def core_probs(engine, paths, labels, multi_label=False):
     result = run_job(engine.embed_job(paths, batch_size=4))
     label_set = engine.label_set(labels, "photo")
-    return result.paths, engine.score(result.features, label_set, multi_label).probs
+    quarters = run_job(engine.quarters_job(result.paths, result.features)) if multi_label else None
+    return result.paths, engine.score(result.features, label_set, multi_label, quarters=quarters).probs
 
 
 def drop(widget, paths) -> None:
