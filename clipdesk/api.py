@@ -178,10 +178,12 @@ def _path_sources(item: str | os.PathLike) -> list[_Source]:
 
 
 def _memory_source(image: Image.Image, index: int) -> _Source:
-    from .core.images import to_rgb
+    from .core.images import require_pixels, to_rgb
 
     try:
-        return _Source(index=index, image=to_rgb(image))
+        return _Source(index=index, image=to_rgb(require_pixels(image, f"Image {index}")))
+    except ImageLoadError as error:  # 0×N: one sentence, not a ZeroDivisionError from the resize
+        return _Source(index=index, error=str(error))
     except Exception as error:  # noqa: BLE001 - one odd image must not end the call
         return _Source(index=index, error=f"Image {index} could not be converted to RGB ({error}).")
 

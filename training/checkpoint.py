@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import uuid
 from pathlib import Path
 
+from clipdesk.core.atomic import atomic_path
 from clipdesk.core.models import METADATA_FILE, WEIGHTS_FILE
 from clipdesk.core.paths import finetuned_models_dir
 
@@ -117,23 +117,14 @@ def save_safetensors_atomic(tensors: dict, path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
     tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v).contiguous()
                for k, v in tensors.items()}
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # the last line of defence: a model with NaN weights would score garbage with exit 0
         raise DataError(f"The trained weights hold non-finite values ({bad[0]}); nothing was saved to {path.parent}; "
                         "lower the learning rate and train again.")
-    try:
-        save_file(tensors, str(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        from clipdesk.core.export import _mode_for
-
-        os.chmod(tmp, _mode_for(path))  # safetensors writes 0600: a shared model's head was unreadable
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave half a checkpoint behind
+    with atomic_path(path) as temp:  # the umask's mode, not safetensors' 0600; no half file on a full disk
+        save_file(tensors, str(temp))
 
 
 def base_metadata(arch: str, base_pretrained: str, method: str, class_names: list[str],

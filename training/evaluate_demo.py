@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipdesk.core.atomic import atomic_path
+
 from . import synthetic
 
 DOCS_PICTURE = Path(__file__).resolve().parents[1] / "docs" / "demo_predictions.png"
@@ -190,10 +192,8 @@ def write_picture(report: DemoReport, path: Path = DOCS_PICTURE, tile: int = 120
             draw.text((x + 4, y + tile), true, fill="black")
             draw.text((x + 4, y + tile + 15), f"-> {guess} {prob:.0%}",
                       fill=(0, 130, 0) if guess == true else (200, 0, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as temp:
+        sheet.save(temp, format="PNG")
     return path
 
 

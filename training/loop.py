@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
+from clipdesk.core import atomic
 from clipdesk.core.errors import ClipdeskError
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
 
@@ -299,16 +300,11 @@ class StateStore:
 
 
 def write_json_atomic(path: Path, data: dict, fsync_files: list[Path] = ()) -> None:
-    """Write JSON to a temp file, flush it (and the files it refers to) to disk, then rename."""
+    """Flush the files `data` refers to, then write it atomically: state never names a half file."""
     for other in fsync_files:
         with open(other, "rb+") as handle:
             os.fsync(handle.fileno())
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic.write_json_atomic(path, data, indent=1)
 
 
 # -- the loop -----------------------------------------------------------------------------------

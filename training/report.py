@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipdesk.core.atomic import atomic_path
+
 SMALL_EVALUATION = 100  # below this many images, an accuracy comes with its 95 % interval
 GOLD_STANDARD = ("For the real test, run `clipdesk evaluate` on a separate labelled folder the "
                  "training never saw.")
@@ -130,7 +132,6 @@ def write_confusion_png(path: Path, classes: Sequence[str], confusion: list[list
         rotated = text.rotate(90, expand=True)
         image.paste(rotated, (label_w + j * cell + cell // 2 - 7, top))
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as temp:
+        image.save(temp, format="PNG")
     return path

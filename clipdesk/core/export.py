@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
 import math
 import os
-import stat
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .session import Session
+from .atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["atomic_write_text", "csv_cell", "export_results", "json_safe", "path_from_record",
+           "path_record", "result_rows", "to_csv", "to_json"]
+PATH_BYTES_KEY = "path_bytes_b64"
 
 
 def result_rows(session: Session) -> list[dict[str, Any]]:
@@ -34,22 +41,6 @@ def result_rows(session: Session) -> list[dict[str, Any]]:
             record["error"] = "not classified yet"
         rows.append(record)
     return rows
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temporary file + os.replace; the result gets the mode any new file would get (the umask,
-    or the replaced file's own mode), not mkstemp's private 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            os.chmod(temp, _mode_for(path))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def to_json(session: Session) -> str:
@@ -82,7 +73,7 @@ def to_csv(session: Session) -> str:
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6f}"
-    return csv_cell(str(value))
+    return csv_cell(_valid_unicode(str(value)))
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
@@ -90,9 +81,17 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
 
 def json_safe(value: Any) -> Any:
     """Strict JSON: NaN/inf become null, numpy scalars plain numbers, undecodable file-name
-    bytes `\\xNN` text, so every consumer can parse what clipdesk writes."""
+    bytes `\\xNN` text, so every consumer can parse what clipdesk writes.
+
+    `\\xNN` text is for reading, and ambiguous (a name may really contain a backslash), so an
+    object whose `path` is not valid UTF-8 also gets `path_bytes_b64`: the name's exact bytes.
+    """
     if isinstance(value, dict):
-        return {json_safe(k): json_safe(v) for k, v in value.items()}
+        safe = {json_safe(k): json_safe(v) for k, v in value.items()}
+        exact = _exact_bytes(value["path"]) if "path" in value else None
+        if exact is not None:
+            safe.setdefault(PATH_BYTES_KEY, exact)
+        return safe
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, str):
@@ -119,32 +118,49 @@ def _valid_unicode(text: str) -> str:
             return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _exact_bytes(path: Any) -> str | None:
+    """Base64 of a file name's bytes when they are not valid UTF-8 (else None)."""
+    if not isinstance(path, (bytes, str, os.PathLike)):
+        return None
+    try:
+        raw = os.fsencode(path)  # str: surrogate escapes back to the bytes the file system gave
+    except UnicodeEncodeError:  # a lone surrogate no file system produced: no bytes to keep
+        return None
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii")
+
+
+def path_record(path: str | os.PathLike) -> str | dict[str, str]:
+    """A path for a JSON list clipdesk reads back: the plain text when it is valid UTF-8, else
+    `{"path": readable text, "path_bytes_b64": exact bytes}` (strict JSON either way)."""
+    text = os.fspath(path)
+    exact = _exact_bytes(text)
+    return {"path": _valid_unicode(os.fsdecode(text)), PATH_BYTES_KEY: exact} if exact else text
+
+
+def path_from_record(record: Any) -> str | None:
+    """The exact path back from `path_record` (or from a result row); None if it holds none."""
+    if isinstance(record, str):
+        return record
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get(PATH_BYTES_KEY), str):
+        try:
+            return os.fsdecode(base64.b64decode(record[PATH_BYTES_KEY], validate=True))
+        except (binascii.Error, ValueError):
+            return None
+    return record["path"] if isinstance(record.get("path"), str) else None
+
+
 def csv_cell(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `+cmd|...`, `@SUM`)
     gets a leading apostrophe (OWASP's advice); numbers are left as numbers."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
-
-
-def _umask() -> int:
-    try:  # Linux exposes it without the set-and-restore race of os.umask
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _mode_for(path: Path) -> int:
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)  # overwriting keeps the file's own mode
-    except OSError:
-        return 0o666 & ~_umask()
 
 
 def export_results(session: Session, path: Path) -> None:

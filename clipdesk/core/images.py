@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -210,13 +211,13 @@ def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if decoders.is_raw(path):
-                return to_rgb(decoders.decode_raw(data, path, draft_size))
+                return require_pixels(to_rgb(decoders.decode_raw(data, path, draft_size)), path)
             image = Image.open(io.BytesIO(data))
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
             image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+            return require_pixels(to_rgb(image), path)
     except Image.DecompressionBombError as error:
         raise ImageLoadError(
             f"{path}: image too large to open safely ({error}); it was skipped."
@@ -228,9 +229,52 @@ def decode_rgb(data: bytes, path: Path, draft_size: int | None = None) -> Image.
                                  "installed here.") from error
         if kind:
             raise ImageLoadError(f"{path}: corrupt or truncated {kind} data.") from error
+        empty = declared_empty_size(data)  # Pillow refuses a 0-pixel header as "unidentified"
+        if empty:
+            raise ImageLoadError(no_pixels_message(path, *empty)) from error
         raise ImageLoadError(f"{path}: not an image format clipdesk can read.") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageLoadError(f"{path}: corrupt or truncated image data ({error}).") from error
+
+
+def no_pixels_message(name: object, width: int, height: int) -> str:
+    return f"{name}: the image has no pixels ({width}×{height})."
+
+
+def require_pixels(image: Image.Image, name: object) -> Image.Image:
+    """An image with zero width or height would fail later in the resize (ZeroDivisionError):
+    refuse it here, in one sentence naming `name` (a path, or "Image 3")."""
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(no_pixels_message(name, width, height))
+    return image
+
+
+def declared_empty_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) when a PNG, GIF, BMP or JPEG header declares a zero dimension."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        size = struct.unpack(">II", data[16:24])
+    elif data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        size = struct.unpack("<HH", data[6:10])
+    elif data[:2] == b"BM" and len(data) >= 26 and struct.unpack("<I", data[14:18])[0] >= 40:
+        size = struct.unpack("<ii", data[18:26])
+    elif data[:2] == b"\xff\xd8":
+        size = _jpeg_size(data)
+    else:
+        return None
+    return (size[0], abs(size[1])) if size and 0 in size else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame size from the first SOFn marker (segments walked by their lengths)."""
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], struct.unpack(">H", data[at + 2:at + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            return width, height
+        at += 2 + length
+    return None
 
 
 def open_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:

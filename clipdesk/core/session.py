@@ -456,10 +456,11 @@ class Session:
 # -- the image list, kept between runs (paths only, never pixels) -------------------------------
 def save_image_list(file: Path, paths: Sequence[Path]) -> None:
     """Write the loaded paths atomically (a crash never leaves half a list)."""
-    from .settings import write_json_atomic
+    from .atomic import write_json_atomic
+    from .export import path_record
 
-    # ASCII escapes keep a file name that is not valid UTF-8 (a surrogate escape) writable.
-    write_json_atomic(file, {"version": 1, "images": [str(p) for p in paths]}, ensure_ascii=True)
+    # A name that is not UTF-8 becomes {"path", "path_bytes_b64"}: strict JSON, exact bytes.
+    write_json_atomic(file, {"version": 1, "images": [path_record(p) for p in paths]})
 
 
 def load_image_list(file: Path) -> list[Path]:
@@ -471,7 +472,9 @@ def load_image_list(file: Path) -> list[Path]:
         names = data["images"] if isinstance(data, dict) else []
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    return [Path(name) for name in names if isinstance(name, str) and Path(name).is_file()]
+    from .export import path_from_record
+
+    return [Path(name) for name in map(path_from_record, names) if name and Path(name).is_file()]
 
 
 # -- the jobs the app runs on the engine (in its worker thread) ---------------------------------

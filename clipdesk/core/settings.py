@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_json_atomic
 from .errors import ClipdeskError
 from .paths import config_dir
 
 log = logging.getLogger(__name__)
+__all__ = ["DEFAULTS", "Settings", "settings_path", "validate_setting", "write_json_atomic"]
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_LABEL_SETS = 10
 
@@ -137,22 +138,6 @@ _CHECKS = {
 
 def settings_path() -> Path:
     return config_dir() / SETTINGS_FILE
-
-
-def write_json_atomic(path: Path, data: Any, ensure_ascii: bool = False) -> None:
-    """Write to a temporary file in the same folder, then os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=ensure_ascii)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class Settings:

@@ -75,7 +75,7 @@ def test_formula_cells_are_neutralised(cell):
 def test_json_safe_never_emits_nan_or_invalid_text():
     data = {"score": float("nan"), "x": [np.float32(np.inf), np.int64(3)], "path": os.fsdecode(b"a\xff")}
     text = json.dumps(json_safe(data), allow_nan=False, ensure_ascii=False)
-    assert json.loads(text) == {"score": None, "x": [None, 3], "path": "a\\xff"}
+    assert json.loads(text) == {"score": None, "x": [None, 3], "path": "a\\xff", "path_bytes_b64": "Yf8="}
     text.encode("utf-8")  # printable to any UTF-8 stream
 
 
