@@ -9,6 +9,7 @@ def wait_idle(qtbot, window, count: int | None = None, timeout: int = 60000) -> 
     """Until `count` images are in (if given), all embedded, and scores match the labels."""
     def settled():
         return (count is None or len(window.session) == count) and (window.model_ready and window._classify_task is None and window._rescore_task is None
-                and not window.session.pending_paths() and not window._needs_rescore())
+                and not window.session.pending_paths() and not window._needs_rescore()
+                and not window.session.region_pending())
 
     qtbot.waitUntil(settled, timeout=timeout)

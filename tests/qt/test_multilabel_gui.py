@@ -1,0 +1,184 @@
+"""Multi-label in the window (issue 15): clicking the checkbox scores every loaded image from its
+whole picture and its four quarters, progressively and cancellably, on the demo model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from qt_helpers import TINY, wait_idle
+
+import clipdesk.qt.classify_controller as classify_module
+from clipdesk.core.engine import open_engine_job
+from clipdesk.core.jobs import run_job
+from clipdesk.core.multilabel import DEFAULT_THRESHOLD, global_local_scores
+from clipdesk.core.settings import Settings
+
+# Eight colour-shape labels, no colour or shape twice; a picture draws two of them (or one).
+PAIRS = [("red", "square"), ("orange", "diamond"), ("yellow", "ring"), ("green", "triangle"),
+         ("blue", "cross"), ("purple", "circle"), ("pink", "star"), ("white", "heart")]
+NAMES = [f"{colour} {shape}" for colour, shape in PAIRS]
+
+
+@pytest.fixture(scope="module")
+def demo_engine():
+    """Our own demo engine (no cache): the independent computation the window is checked against."""
+    return run_job(open_engine_job("demo", "demo", "cpu", "torch", use_cache=False))
+
+
+def make_pictures(folder, n_two: int, n_one: int = 0, seed: int = 0):
+    """128-px pictures of the demo model's world; returns (paths, the labels drawn in each)."""
+    from training.synthetic import render, sample_scene
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    scenes = ([sample_scene(rng, pairs=PAIRS, n_objects=2) for _ in range(n_two)]
+              + [sample_scene(rng, pairs=PAIRS, n_objects=1) for _ in range(n_one)])
+    paths = []
+    for i, scene in enumerate(scenes):
+        paths.append(folder / f"scene{i:02d}.png")
+        render(scene, 128).save(paths[-1])
+    return paths, [{f"{c} {s}" for c, s in scene.pairs} for scene in scenes]
+
+
+@pytest.fixture
+def demo_window(qtbot):
+    from clipdesk.qt.main_window import MainWindow, ModelChoice
+
+    windows = []
+
+    def open_(batch_size: int = 8):
+        window = MainWindow(ModelChoice("demo", "demo", "cpu", "torch"), Settings.load(), batch_size=batch_size)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        qtbot.waitUntil(lambda: window.model_ready, timeout=60000)
+        return window
+
+    yield open_
+    for window in windows:
+        window.close()
+
+
+def click_multi_label(qtbot, window) -> None:
+    box = window.label_editor.multi_label
+    before = box.isChecked()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert box.isChecked() != before and window.session.multi_label == box.isChecked()
+
+
+def independent_scores(engine, paths, labels, templates):
+    """Whole-image vectors, quarter crops and global-local scores, computed without the window."""
+    embedded = run_job(engine.embed_job(paths, batch_size=4))
+    quarters = run_job(engine.quarters_job(embedded.paths, embedded.features))
+    weights = engine.label_set(labels, templates).weights
+    probs = global_local_scores(embedded.features, quarters, weights, engine.encoder.logit_scale, labels).probs
+    return dict(zip(embedded.paths, probs)), dict(zip(embedded.paths, quarters))
+
+
+def test_two_shape_pictures_get_both_labels(qtbot, demo_window, demo_engine, tmp_path):
+    paths, drawn = make_pictures(tmp_path / "pictures", n_two=12, n_one=4)
+    window = demo_window()
+    window.session.set_labels(NAMES)
+    window.add_paths(paths)
+    wait_idle(qtbot, window, len(paths))
+    whole_only = {item.path: item.probs for item in window.session.items}  # softmax, one label each
+
+    click_multi_label(qtbot, window)
+    wait_idle(qtbot, window)
+    expected, quarters = independent_scores(demo_engine, paths, NAMES, window.session.templates)
+    embedded = run_job(demo_engine.embed_job(paths))
+    whole = dict(zip(embedded.paths, demo_engine.score(  # the whole image alone, for comparison
+        embedded.features, demo_engine.label_set(NAMES, window.session.templates), multi_label=True).probs))
+    exact, exact_whole = [], []
+    for path, labels in zip(paths, drawn):
+        row = window.session.row_of(path)
+        item = window.session.items[row]
+        np.testing.assert_allclose(item.quarters, quarters[path], atol=1e-5)
+        np.testing.assert_allclose(item.probs, expected[path], atol=1e-4)
+        assert not np.allclose(item.probs, whole_only[path])
+        shown = set(window.session.decision(row).labels)
+        assert shown == set(np.array(NAMES)[expected[path] >= DEFAULT_THRESHOLD])
+        exact.append(shown == labels)
+        exact_whole.append(set(np.array(NAMES)[whole[path] >= DEFAULT_THRESHOLD]) == labels)
+    # Both shapes, and nothing else, in most two-shape pictures (the whole image alone: a third).
+    assert sum(exact[:12]) >= 8 and sum(exact[:12]) >= sum(exact_whole[:12]) + 3, (exact, exact_whole)
+    assert all(exact[12:]), exact  # a one-shape picture gets one label
+
+
+def test_turning_multi_label_off_keeps_the_quarters(qtbot, demo_window, tmp_path, monkeypatch):
+    paths, _ = make_pictures(tmp_path / "pictures", n_two=6)
+    window = demo_window()
+    window.session.set_labels(NAMES)
+    window.add_paths(paths)
+    click_multi_label(qtbot, window)
+    wait_idle(qtbot, window, len(paths))
+    kept = {item.path: item.quarters for item in window.session.items}
+    probs = {item.path: item.probs for item in window.session.items}
+    assert all(q is not None and q.shape[0] == 4 for q in kept.values())
+
+    click_multi_label(qtbot, window)  # off: softmax scores, quarters stay
+    wait_idle(qtbot, window)
+    assert all(np.isclose(item.probs.sum(), 1.0) for item in window.session.items)
+    submitted = []
+    submit = window.worker.submit
+    monkeypatch.setattr(window.worker, "submit", lambda name, *a, **k: (submitted.append(name), submit(name, *a, **k))[1])
+    click_multi_label(qtbot, window)  # on again: a re-score, no image or crop is embedded again
+    wait_idle(qtbot, window)
+    assert submitted == ["rescore"]
+    for item in window.session.items:
+        assert item.quarters is kept[item.path]
+        np.testing.assert_allclose(item.probs, probs[item.path], atol=1e-5)
+
+
+def test_cancel_during_the_region_pass_and_resume(qtbot, demo_window, demo_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(classify_module, "CHUNK_MIN", 4)  # many small chunks: Cancel lands mid-pass
+    monkeypatch.setattr(classify_module, "CHUNK_MAX", 4)
+    paths, _ = make_pictures(tmp_path / "pictures", n_two=40)
+    window = demo_window(batch_size=2)
+    window.session.set_labels(NAMES)
+    window.add_paths(paths)
+    wait_idle(qtbot, window, len(paths))
+    messages = []
+    window.results_updated.connect(lambda: messages.append(window.status_label.text()))
+
+    def with_quarters() -> int:
+        return sum(item.quarters is not None for item in window.session.items)
+
+    click_multi_label(qtbot, window)
+    qtbot.waitUntil(lambda: with_quarters() > 0, timeout=30000)
+    assert window.cancel_button.isVisible()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    at_cancel = with_quarters()
+    qtbot.waitUntil(lambda: window._classify_task is None, timeout=20000)
+    qtbot.wait(300)  # a queued chunk would have started and landed by now
+    assert window._classify_task is None and with_quarters() <= at_cancel + 2 * 2
+    assert window.session.region_pending()
+    assert "not scored for multi-label" in window.status_label.text()
+    assert any(text.startswith("Scoring regions for multi-label") for text in messages)
+    # Meanwhile every image has a score: whole-image ones where no quarters were computed yet.
+    assert all(item.probs is not None for item in window.session.items)
+
+    window.classify_action.trigger()  # File › Classify pending images resumes the pass
+    wait_idle(qtbot, window)
+    assert with_quarters() == len(paths)
+    expected, _ = independent_scores(demo_engine, paths, NAMES, window.session.templates)
+    for item in window.session.items:
+        np.testing.assert_allclose(item.probs, expected[item.path], atol=1e-4)
+
+
+def test_a_model_switch_drops_the_quarters(qtbot, demo_window, tmp_path):
+    paths, _ = make_pictures(tmp_path / "pictures", n_two=4)
+    window = demo_window()
+    window.session.set_labels(NAMES)
+    window.add_paths(paths)
+    click_multi_label(qtbot, window)
+    wait_idle(qtbot, window, len(paths))
+    demo_dim = window.session.items[0].vector.shape[0]
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        window.load_model(*TINY)
+    assert all(item.quarters is None and item.vector is None for item in window.session.items)
+    wait_idle(qtbot, window)
+    tiny_dim = window.session.items[0].vector.shape[0]
+    assert tiny_dim != demo_dim
+    assert all(item.quarters.shape == (4, tiny_dim) for item in window.session.items)
