@@ -76,10 +76,11 @@ def _spec(args, engine):
 def _open(args):
     """The driver's engine (labels, scoring, queries); the embedding cache is not used here."""
     from ..cli import open_engine
-    from .pipeline import import_ray
+    from .pipeline import check_reachable, import_ray
 
     if getattr(args, "ray", None) is not None:
         import_ray()  # one sentence on how to install it, before loading any model
+        check_reachable(args.ray or None)  # an address nobody answers on: seconds, not minutes
     # With Ray the driver only encodes labels and queries: on the CPU, whatever the workers use.
     device = "cpu" if getattr(args, "ray", None) is not None else args.device
     return open_engine(argparse.Namespace(**{**vars(args), "no_cache": True, "device": device}))
@@ -105,8 +106,9 @@ def cmd_index(args) -> int:
 
     labels = split_labels(args.labels) if args.labels else None
     result = _run_index(args, _open(args), labels, args.templates, args.out)
+    rescored = f"{result.rescored} re-scored from their stored embeddings, " if result.rescored else ""
     print(f"{result.folder}: {len(result.shards)} shards "
-          f"({result.written} written, {result.skipped} already there), {result.images} images, "
+          f"({result.written} written, {rescored}{result.skipped} already there), {result.images} images, "
           f"{result.failed} could not be read.")
     return EXIT_OK
 
@@ -175,6 +177,7 @@ def cmd_search_index(args) -> int:
         raise UsageError("Give either PATHs or --index, not both.")
     manifest = read_manifest(args.index)
     spec = ModelSpec(**manifest["model"])
+    _check_model(args, spec)
     engine = open_engine(argparse.Namespace(model=spec.arch, pretrained=spec.pretrained, device=args.device,
                                             backend=args.backend, precision=spec.precision, no_cache=args.no_cache))
     if args.query is not None:
@@ -199,6 +202,42 @@ def cmd_search_index(args) -> int:
         for row in rows:
             print(f"{row['rank']:>3}  {row['score']:+.4f}  {row['path']}")
     return EXIT_OK
+
+
+def _check_model(args, spec) -> None:
+    """An explicit --model/--pretrained must be the index's: its vectors mean nothing to another model."""
+    from ..cli import UsageError
+    from ..core.errors import ClipdeskError
+    from ..core.models import resolve_source
+
+    if args.model is None and args.pretrained is None:
+        return  # the index's own model
+    arch, pretrained = resolve_source(args.model, args.pretrained)
+    try:
+        built_arch, built_pretrained = resolve_source(spec.arch, spec.pretrained)
+    except ClipdeskError:  # e.g. the index's model folder was replaced: compare as written
+        built_arch, built_pretrained = spec.arch, spec.pretrained
+    # Only what was given is compared: `--model ViT-B-32` alone does not pick a pretrained tag.
+    arch_given = args.model is not None or _folder(pretrained) is not None  # a folder names its model
+    pretrained_given = args.pretrained is not None or args.model.strip().lower() == "demo"
+    if (arch_given and arch != built_arch) or (pretrained_given and _same(pretrained) != _same(built_pretrained)):
+        raise UsageError(f"{args.index} was built with {built_arch} ({spec.pretrained}), not {arch} ({pretrained}); "
+                         "leave out --model and --pretrained to search it with its own model.")
+
+
+def _folder(pretrained: str):
+    from ..core.demo import demo_model_dir
+
+    if pretrained.strip().lower() == "demo":
+        return demo_model_dir().resolve()
+    path = Path(pretrained).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def _same(pretrained: str) -> str:
+    """A pretrained tag as written; a model folder (or `demo`) as its resolved path."""
+    folder = _folder(pretrained)
+    return str(folder) if folder is not None else pretrained
 
 
 def _label(text: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,16 @@ from ..core.jobs import CancelToken, Job, Progress, check, run_job
 from . import shards as sh
 
 DECODE_MEMORY = 256 * 2**20  # bytes a decode task reserves (a batch of preprocessed images)
+REACH_TIMEOUT = 5.0  # seconds a cluster address gets to accept a TCP connection
 INSTALL_HINT = "Ray is not installed; install the scale extra with `pip install 'clipdesk[scale]'`."
 
 
 class RayMissingError(ClipdeskError):
     """`--ray` without Ray installed."""
+
+
+class RayAddressError(ClipdeskError):
+    """A `--ray` value that is not HOST:PORT (a usage error)."""
 
 
 class RayJobError(ClipdeskError):
@@ -72,6 +78,7 @@ class IndexResult:
     folder: Path
     shards: list[str] = field(default_factory=list)
     written: int = 0
+    rescored: int = 0  # shards whose stored embeddings were scored again for new labels
     skipped: int = 0
     images: int = 0
     failed: int = 0
@@ -176,40 +183,70 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
         raise sh.IndexFolderError(f"Nothing to do: {detail}")
     result = IndexResult(folder, missing=missing, entries=entries, dim=_embed_dim(engine.encoder))
     label_set = engine.label_set(options.labels, options.templates) if options.labels else None
-    config = sh.config_key(identity=engine.encoder.cache_identity, exact=options.exact,
-                           labels=label_set.names if label_set else None,
-                           templates=options.templates, multi_label=options.multi_label)
+    # Shards are named by what their embeddings depend on; labels only change the score columns.
+    config = sh.config_key(identity=engine.encoder.cache_identity, exact=options.exact)
+    metadata = {"config": config, "scoring": scoring_key(label_set, options),
+                "labels": label_set.names if label_set else None}
     plans = sh.plan_shards(entries, config, options.shard_size)
-    done = sh.existing_shards(folder)
+    existing = sh.existing_shards(folder)
+    stored = {plan.name: sh.shard_metadata(folder / plan.name) for plan in plans if plan.name in existing}
+    done = {name for name, found in stored.items() if found is not None}
+    rescore = [plan for plan in plans if plan.name in done and stored[plan.name].get("scoring") != metadata["scoring"]]
     todo = [plan for plan in plans if plan.name not in done]
     result.shards = [plan.name for plan in plans]
-    result.skipped = len(plans) - len(todo)
-    total = len(entries)
-    progress = Progress(sum(len(p.entries) for p in plans if p.name in done), total,
+    result.skipped = len(plans) - len(todo) - len(rescore)
+    current = done - {plan.name for plan in rescore}
+    progress = Progress(sum(len(p.entries) for p in plans if p.name in current), len(entries),
                         "Indexing images", unit="img")
     yield progress
-    runner = _ray_shards(spec, engine, todo, options, address) if options.use_ray and todo \
-        else _local_shards(engine, todo, options)
-    metadata = {"config": config, "labels": label_set.names if label_set else None}
-    written = 0
-    try:
-        for plan, columns in _guarded(runner):
-            check(cancel)
-            _add_scores(engine, columns, label_set, options)
-            sh.write_shard(folder, plan.name, columns, metadata)
-            written += 1
-            progress = Progress(progress.done + len(plan.entries), total, "Indexing images",
-                                unit="img", started=progress.started)
-            yield progress
-            if options.stop_after is not None and written >= options.stop_after:
-                result.complete = False
-                break
-    finally:
-        runner.close()
-    result.written = written
+    stopped = False
+    for plan in rescore:  # stored embeddings, new labels: no image is read or encoded again
+        check(cancel)
+        columns = sh.read_shard(folder / plan.name, ["path", "digest", "error", "embedding"])
+        progress = yield from _store(folder, plan, columns, engine, label_set, options, metadata, progress)
+        result.rescored += 1
+        if stopped := _stop(options, result):
+            break
+    if not stopped and todo:
+        runner = _ray_shards(spec, engine, todo, options, address) if options.use_ray \
+            else _local_shards(engine, todo, options)
+        try:
+            for plan, columns in _guarded(runner):
+                check(cancel)
+                progress = yield from _store(folder, plan, columns, engine, label_set, options, metadata, progress)
+                result.written += 1
+                if stopped := _stop(options, result):
+                    break
+        finally:
+            runner.close()
+    result.complete = not stopped
     if result.complete:
         _finish(folder, result, spec, engine, options, label_set, config)
     return result
+
+
+def scoring_key(label_set, options: IndexOptions) -> str | None:
+    """What a shard's score columns depend on besides its embeddings (None: no scores)."""
+    if label_set is None:
+        return None
+    prompts = [label.key(options.templates) for label in label_set.labels]
+    return sh.config_key(prompts=prompts, multi_label=options.multi_label)
+
+
+def _store(folder: Path, plan: sh.ShardPlan, columns: dict, engine, label_set, options: IndexOptions,
+           metadata: dict, progress: Progress) -> Job[Progress]:
+    """Score one shard's rows (if labels are given) and write it; yields the progress after it."""
+    _add_scores(engine, columns, label_set, options)
+    sh.write_shard(folder, plan.name, columns, metadata)
+    progress = Progress(progress.done + len(plan.entries), progress.total, "Indexing images",
+                        unit="img", started=progress.started)
+    yield progress
+    return progress
+
+
+def _stop(options: IndexOptions, result: IndexResult) -> bool:
+    """The test hook: stop cleanly once `stop_after` shards were written or re-scored."""
+    return options.stop_after is not None and result.written + result.rescored >= options.stop_after
 
 
 def _guarded(runner: Iterator[tuple]) -> Iterator[tuple]:
@@ -235,6 +272,7 @@ def _finish(folder, result, spec, engine, options, label_set, config) -> None:
     sh.write_manifest(folder, {
         "version": 1, "model": spec.__dict__, "identity": engine.encoder.cache_identity,
         "dim": _embed_dim(engine.encoder), "config": config, "shards": result.shards,
+        "scoring": scoring_key(label_set, options),
         "labels": label_set.names if label_set else None, "templates": options.templates,
         "multi_label": options.multi_label, "images": result.images, "failed": result.failed,
     })
@@ -297,12 +335,42 @@ def import_ray():
     return ray
 
 
+def check_reachable(address: str | None = None, timeout: float = REACH_TIMEOUT) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when nothing answers at `address`
+    (or RAY_ADDRESS): a TCP connect to its GCS (or Ray Client) port."""
+    address = (address or os.environ.get("RAY_ADDRESS") or "").strip()
+    if not address or address in ("local", "auto"):
+        return  # a local Ray, or `auto` (Ray finds the cluster this node belongs to)
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        why = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) \
+            else (error.strerror or type(error).__name__).lower()
+        raise RayJobError(f"Could not join the Ray cluster at {address}: {host}:{port} does not answer ({why}); "
+                          f"start it there with `ray start --head --port {port}`, or check the address.") from error
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """`host:port`, `ray://host:port` or `[v6]:port` → (host, port); Ray's default port 6379."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise RayAddressError(f"--ray {address}: not a Ray address; give HOST:PORT, e.g. 10.0.0.5:6379.") from error
+    default = 10001 if address.startswith("ray://") else 6379
+    return parts.hostname or "127.0.0.1", port or default
+
+
 def connect(address: str | None = None, num_cpus: int | None = None):
     """Join `address` (or RAY_ADDRESS), or start a local Ray on this machine's cores."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
+    check_reachable(address)
     try:
         if address and address != "local":
             ray.init(address=address, logging_level="WARNING")

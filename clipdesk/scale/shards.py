@@ -219,6 +219,18 @@ def read_shard(path: Path, columns: Sequence[str] | None = None) -> dict[str, ob
     return out
 
 
+def shard_metadata(path: Path) -> dict | None:
+    """The clipdesk metadata a shard was written with (read from its footer); None if unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(b"clipdesk", b"{}")
+        metadata = json.loads(raw)
+    except (OSError, ValueError):  # e.g. a truncated file: the caller writes it again
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
 def existing_shards(folder: Path) -> set[str]:
     if not folder.is_dir():
         return set()
