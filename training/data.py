@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from clipdesk.core.errors import ClipdeskError
+from clipdesk.core.export import valid_unicode
 from clipdesk.core.images import open_image, pair_raw_files
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
 from clipdesk.core.safeio import SIZE_LIMITS, read_bytes_guarded, read_text_guarded
@@ -71,6 +72,7 @@ class DatasetSummary:
 def class_name(folder_name: str) -> str:
     """The class prompt is the folder name, with underscores read as spaces; a name that would
     read as nothing (`___`) stays as it is, and one of only blanks is refused."""
+    folder_name = valid_unicode(folder_name)  # bytes that are not UTF-8 as \xNN: the same in metadata.json
     name = " ".join(folder_name.replace("_", " ").split())
     if name:
         return name

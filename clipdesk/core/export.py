@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["atomic_write_text", "csv_cell", "export_results", "json_safe", "path_from_record",
-           "path_record", "result_rows", "to_csv", "to_json"]
+           "path_record", "result_rows", "to_csv", "to_json", "valid_unicode"]
 PATH_BYTES_KEY = "path_bytes_b64"
 
 
@@ -73,7 +73,7 @@ def to_csv(session: Session) -> str:
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6f}"
-    return csv_cell(_valid_unicode(str(value)))
+    return csv_cell(valid_unicode(str(value)))
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
@@ -95,7 +95,7 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, str):
-        return _valid_unicode(value)
+        return valid_unicode(value)
     if value is None or isinstance(value, (bool, int)):
         return value
     if hasattr(value, "tolist"):  # numpy scalars and arrays
@@ -107,7 +107,8 @@ def json_safe(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
-def _valid_unicode(text: str) -> str:
+def valid_unicode(text: str) -> str:
+    """`text` itself when it is valid Unicode, else with each undecodable byte as `\\xNN`."""
     try:
         text.encode("utf-8")
         return text
@@ -138,7 +139,7 @@ def path_record(path: str | os.PathLike) -> str | dict[str, str]:
     `{"path": readable text, "path_bytes_b64": exact bytes}` (strict JSON either way)."""
     text = os.fspath(path)
     exact = _exact_bytes(text)
-    return {"path": _valid_unicode(os.fsdecode(text)), PATH_BYTES_KEY: exact} if exact else text
+    return {"path": valid_unicode(os.fsdecode(text)), PATH_BYTES_KEY: exact} if exact else text
 
 
 def path_from_record(record: Any) -> str | None:

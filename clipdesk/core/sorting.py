@@ -63,8 +63,10 @@ class SortRecord:
     digests: dict[str, str] = field(default_factory=dict)  # str(target) -> content hash at sort time
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "done": [[str(a), str(b)] for a, b in self.done],
-                "errors": self.errors, "created_dirs": [str(d) for d in self.created_dirs],
+        from .export import path_record  # names that are not UTF-8: strict JSON, exact bytes
+
+        return {"mode": self.mode, "done": [[path_record(a), path_record(b)] for a, b in self.done],
+                "errors": self.errors, "created_dirs": [path_record(d) for d in self.created_dirs],
                 "digests": self.digests}
 
     @classmethod
@@ -75,9 +77,15 @@ class SortRecord:
         digests = data.get("digests", {})
         if not isinstance(digests, dict):
             raise ValueError("bad digests")
-        return cls(data["mode"], [(Path(a), Path(b)) for a, b in data.get("done", [])],
-                   dict(data.get("errors", {})), [Path(d) for d in data.get("created_dirs", [])],
-                   {str(k): str(v) for k, v in digests.items()})
+        from .export import path_from_record, valid_unicode
+
+        done = [(Path(path_from_record(a)), Path(path_from_record(b))) for a, b in data.get("done", [])]
+        digests = {str(k): str(v) for k, v in digests.items()}
+        for exact in {str(b) for _, b in done}:  # a non-UTF-8 name's key was written as readable text
+            if valid_unicode(exact) != exact and valid_unicode(exact) in digests:
+                digests[exact] = digests.pop(valid_unicode(exact))
+        return cls(data["mode"], done, dict(data.get("errors", {})),
+                   [Path(path_from_record(d)) for d in data.get("created_dirs", [])], digests)
 
 
 class UndoResult(list):

@@ -125,3 +125,18 @@ def test_settings_with_a_non_utf8_folder_still_save(tmp_path):
     settings.save()
     data = strict_load((tmp_path / "settings.json").read_bytes())
     assert data["last_folder"] == "/photos/caf\\xff\\xfe.png"
+
+
+def test_sort_journal_undoes_non_utf8_names_after_a_restart(odd_folder, tmp_path):
+    from clipdesk.core import sorting
+
+    folder, odd = odd_folder
+    content = odd.read_bytes()
+    plan = sorting.plan_sort([(odd, "red"), (folder / "plain.png", "blue")], tmp_path / "sorted")
+    record = sorting.execute(plan, "move")
+    assert not record.errors and not odd.exists()
+    strict_load(sorting.journal_path().read_bytes())
+    reloaded = sorting.load_journal()  # as after a restart: only the file on disk
+    assert reloaded.done == record.done and reloaded.digests == record.digests
+    restored = sorting.undo()
+    assert len(restored) == 2 and odd.read_bytes() == content and (folder / "plain.png").is_file()
