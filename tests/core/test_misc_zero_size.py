@@ -111,3 +111,18 @@ def test_cli_json_and_table(tmp_path):
     rows = json.loads(proc.stdout.decode("utf-8"))
     assert rows == [{"path": str(tmp_path / "h0.gif"),
                      "error": f"{tmp_path / 'h0.gif'}: the image has no pixels (0×4)."}]
+
+
+def test_the_apps_classify_job_reports_it(tmp_path, tiny_engine_nocache):
+    """The window runs session.classify_job: the row's error is the same sentence."""
+    from clipdesk.core.session import classify_job
+
+    (tmp_path / "h0.png").write_bytes(png(3, 0))
+    Image.new("RGB", (32, 24), "green").save(tmp_path / "fine.png")
+    job = classify_job(tiny_engine_nocache, [tmp_path / "h0.png", tmp_path / "fine.png"], ["a", "b"], "none", False)
+    items = {}
+    for progress in job:
+        if progress.payload is not None:
+            items.update({path: (vector, error) for path, vector, error in progress.payload.items})
+    assert items[tmp_path / "h0.png"] == (None, f"{tmp_path / 'h0.png'}: the image has no pixels (3×0).")
+    assert items[tmp_path / "fine.png"][1] == "" and items[tmp_path / "fine.png"][0] is not None
