@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,17 @@ def make_folder(root: Path, count: int) -> Path:
         save_image(root / f"d{i % 3}" / f"{i:03d}.png", seed=i, width=40, height=32)
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     return root
+
+
+def spoil_images(folder) -> int:
+    """Overwrite every image with bytes no decoder reads, keeping its size and mtime (its stamp)."""
+    count = 0
+    for path in folder.rglob("*.png"):
+        stat = path.stat()
+        path.write_bytes(b"\0" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        count += 1
+    return count
 
 
 SPEC = ModelSpec("demo", "demo", "cpu", "torch")

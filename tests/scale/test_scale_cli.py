@@ -3,30 +3,18 @@ refuses another model, and an address nobody answers on fails in seconds."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
 import numpy as np
 import pytest
-from scale_helpers import LABELS, make_folder, run_index, table
+from scale_helpers import LABELS, make_folder, run_index, spoil_images, table
 
 from clipdesk.cli import main
 from clipdesk.scale import pipeline
 from clipdesk.scale import shards as sh
 
 NEW_LABELS = ["circle", "star", "square"]
-
-
-def spoil_images(folder) -> int:
-    """Overwrite every image with bytes no decoder reads, keeping its size and mtime (its stamp)."""
-    count = 0
-    for path in folder.rglob("*.png"):
-        stat = path.stat()
-        path.write_bytes(b"\0" * stat.st_size)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        count += 1
-    return count
 
 
 def rows(folder) -> dict[str, dict]:
