@@ -22,7 +22,8 @@ from ..thumbnails import Thumbnails, scaled
 from .session_rows import SessionRowsMixin
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-CARD = QSize(184, 214)
+CARD = QSize(184, 214)  # the smallest card; cards widen so that the columns fill the grid's width
+GAP = 6  # between cards
 THUMB = QSize(168, 136)
 UNSURE_COLOUR = QColor("#c77c02")
 ERROR_COLOUR = QColor("#c62828")
@@ -80,7 +81,7 @@ class ImageCardDelegate(QStyledItemDelegate):
         self.thumbnails = thumbnails
 
     def sizeHint(self, option, index) -> QSize:  # noqa: N802
-        return CARD
+        return getattr(option.widget, "card", CARD)  # ImageView widens it to fill its width
 
     def paint(self, painter: QPainter, option, index) -> None:
         source = index.model().mapToSource(index) if hasattr(index.model(), "mapToSource") else index
@@ -199,15 +200,36 @@ class ImageView(QListView):
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
         self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(5000)
+        self.setBatchSize(1000)  # rows laid out per event-loop turn: ≈ 5 ms at most (20,000 rows: 20 turns)
         self.setSpacing(4)
-        self.setGridSize(QSize(CARD.width() + 6, CARD.height() + 6))
+        self.card = QSize(CARD)
+        self.setGridSize(QSize(CARD.width() + GAP, CARD.height() + GAP))
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(False)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
         self.viewport().setAcceptDrops(True)  # drops land on the viewport of a scroll area
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+
+    @staticmethod
+    def columns_for(width: int) -> tuple[int, int]:
+        """(columns, cell width) for a viewport `width`: as many cards of at least CARD's width as
+        fit, widened so that they fill it. QListView puts cell k at x = k·cell and wraps unless
+        x + cell <= width - 1 (its bounds' right edge)."""
+        usable = width - 1
+        columns = max(1, usable // (CARD.width() + GAP))
+        return columns, max(CARD.width() + GAP, usable // columns)
+
+    def fit_columns(self) -> None:
+        """Widen the cells to the viewport's width (which already excludes a shown scrollbar)."""
+        _columns, cell = self.columns_for(self.viewport().width())
+        if cell != self.gridSize().width():
+            self.card = QSize(cell - GAP, CARD.height())
+            self.setGridSize(QSize(cell, CARD.height() + GAP))  # lays the rows out again
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        self.fit_columns()  # the viewport's resize, e.g. a window resize or the scrollbar showing
+        super().resizeEvent(event)
 
     @staticmethod
     def dropped_paths(mime) -> list[Path]:
