@@ -586,6 +586,15 @@ class OnnxEncoder:
         process = getattr(self, "_process", None)
         if process is not None and process.poll() is not None:  # exited without an export
             self._pending = False
+            self.name, self.note = "torch", ""  # nothing is being prepared any more
+
+    def poll_background(self) -> str:
+        """Check the background export now (the window asks while idle, when no batch polls);
+        returns the backend's name, "onnx" once switched."""
+        if self._pending:
+            self._polled = 0.0
+            self._poll_pending()
+        return self.name
 
     @property
     def in_eval_mode(self) -> bool:

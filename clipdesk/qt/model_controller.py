@@ -5,12 +5,15 @@ A load cancels running work and queues `_open_engine` on the worker; the previou
 `worker.engine` until the new one is ready, so a failed or cancelled load goes on with it and
 explains itself once, in a dialog that names the menu items to use instead. The status bar's
 model label names the backend, including the background ONNX export's "preparing" state, and is
-refreshed when the encoder switches itself to ONNX Runtime mid-session.
+refreshed when the encoder switches itself to ONNX Runtime mid-session: after each classify
+chunk, and every 2 s while idle (a tiny task on the worker asks the encoder), so a passing state
+never outlives what it describes.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from .widgets.model_menu import ModelMenu
 from .worker import ModelWorker, Task
 
 TEMPLATE_SETS = ("none", "photo", "ensemble", "imagenet80")
+BACKEND_POLL_MS = 2000  # while the backend is a passing state (a background ONNX export)
 
 
 @dataclass
@@ -63,6 +67,19 @@ def _open_engine(choice: ModelChoice, worker: ModelWorker, token):
             "class_names": loaded.class_names, "templates": loaded.metadata.get("templates")}
 
 
+def _poll_backend(worker: ModelWorker, _token) -> str | None:
+    """The poll task (worker thread): let a finished background export switch the encoder now."""
+    encoder = getattr(worker.engine, "encoder", None)
+    poll = getattr(encoder, "poll_background", None)
+    return poll() if poll is not None else getattr(encoder, "name", None)
+
+
+def _passing(backend: object) -> bool:
+    """The backend's name describes work in progress (the background ONNX export)."""
+    onnx = sys.modules.get("clipdesk.core.onnx_backend")  # imported whenever it made the name
+    return onnx is not None and backend == onnx.PENDING_NAME
+
+
 def gui_model_message(error: Exception) -> str:
     """A model error as a window user reads it: command-line hints become the menu items to use."""
     text = str(error) if isinstance(error, ClipdeskError) else f"Could not load the model: {error}"
@@ -87,6 +104,9 @@ class ModelController(QObject):
         self.download_dialog: QProgressDialog | None = None
         self.error_box: QMessageBox | None = None
         self.class_names_box: QMessageBox | None = None
+        self.poll_task: Task | None = None
+        self.backend_timer = QTimer(self, interval=BACKEND_POLL_MS)
+        self.backend_timer.timeout.connect(self._poll_backend)
         self.menu = ModelMenu(window)
         self.menu.chosen.connect(lambda arch, pretrained: self.load(arch, pretrained))
         self.menu.load_checkpoint.connect(self.load_checkpoint_dialog)
@@ -165,6 +185,37 @@ class ModelController(QObject):
         info = self.info
         self.window.model_label.setText(f"{info['name']} · {info['device']} · {info['backend']}")
         self.menu.set_current(info["arch"], info["pretrained"], device, backend)
+        if _passing(info["backend"]):
+            self.backend_timer.start()
+        else:
+            self.backend_timer.stop()
+
+    def _poll_backend(self) -> None:
+        """Every 2 s while the backend is passing: idle, ask the encoder on the worker; busy, its
+        batches poll and each chunk refreshes the label, so just read the name."""
+        if not self.ready or not _passing(self.info.get("backend")):
+            self.backend_timer.stop()
+            return
+        if self._busy():
+            self.refresh_backend()
+            return
+        if self.poll_task is not None:
+            return
+
+        def connect(task: Task) -> None:
+            task.signals.finished.connect(lambda _name: self._polled(task))
+            task.signals.errored.connect(lambda _error: self._polled(task))
+
+        self.poll_task = self.window.worker.submit("backend", _poll_backend, connect=connect)
+
+    def _busy(self) -> bool:
+        """A job other than the backend poll is running or queued on the model worker."""
+        return any(task.name != "backend" for task in self.window.worker.tasks())
+
+    def _polled(self, task: Task) -> None:
+        if task is self.poll_task:
+            self.poll_task = None
+            self.refresh_backend()
 
     def _loaded(self, task: Task, info: dict) -> None:
         if task is not self.task:
@@ -199,6 +250,9 @@ class ModelController(QObject):
         if self.ready and self.info and isinstance(name, str) and name != self.info.get("backend"):
             self.info = {**self.info, "backend": name}
             self._show_label(self.choice.device, self.choice.backend)
+            if name.startswith("onnx") and not self._busy():  # else the running job's progress line stays
+                self.window.show_message(f"The faster ONNX version of {self.info['name']} is ready and in use.",
+                                         8000)
 
     def _offer_class_names(self, names: list[str]) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, "Use the model's classes?",

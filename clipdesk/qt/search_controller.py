@@ -1,7 +1,9 @@
 """Search and Find similar: the search box, the ranked-view chip, and the search tasks.
 
-A text query or a picture ranks every encoded image on the model worker (≈ 10 ms at 20,000);
-the views re-sort from the similarities without rebuilding. The ranked view is visible state
+A text query or a picture ranks every encoded image on the model worker (≈ 10 ms at 20,000),
+which also lays the result out as one similarity per encoded image (no list over 20,000 rows on
+the GUI thread); the views re-sort from the similarities without rebuilding, the table one
+event-loop turn after the grid so that neither turn holds the GUI for long. The ranked view is visible state
 ("Search: red car ✕", "Similar to IMG_0042 ✕"); the chip, Esc and an emptied box end it.
 """
 
@@ -9,13 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLineEdit, QPushButton, QStyle
 
 from clipdesk.core.errors import Cancelled
 
 from .worker import Task
+
+
+def _aligned(ranked: list[tuple[int, float]], n: int) -> tuple[np.ndarray, int]:
+    """(similarity per feature row, the best row or -1), on the worker: `ranked` is best first."""
+    values = np.full(n, np.nan, np.float32)
+    if ranked:
+        rows, cosines = zip(*ranked)
+        values[np.asarray(rows, np.int64)] = cosines
+    return values, (ranked[0][0] if ranked else -1)
 
 
 class SearchController(QObject):
@@ -58,7 +70,8 @@ class SearchController(QObject):
         if not paths or not self.window.model_ready:
             self.window.show_message("Nothing to search yet: add images and wait for them to be encoded.", 5000)
             return
-        self._start(f"Search: {query}", paths, lambda worker, _t: worker.engine.search_text(query, features))
+        self._start(f"Search: {query}", paths,
+                    lambda worker, _t: _aligned(worker.engine.search_text(query, features), len(paths)))
 
     def find_similar(self, path: Path) -> None:
         row = self.session.row_of(path)
@@ -68,7 +81,7 @@ class SearchController(QObject):
         paths, features = self.session.features()
         vector = item.vector
         self._start(f"Similar to {path.name}", paths,
-                    lambda worker, _t: worker.engine.search_image(vector, features))
+                    lambda worker, _t: _aligned(worker.engine.search_image(vector, features), len(paths)))
 
     def _start(self, query: str, paths: list[Path], factory) -> None:
         if self.task is not None:
@@ -80,17 +93,22 @@ class SearchController(QObject):
 
         self.task = self.window.worker.submit("search", factory, connect=connect)
 
-    def _searched(self, task: Task, query: str, paths: list[Path], ranked) -> None:
+    def _searched(self, task: Task, query: str, paths: list[Path], result: tuple[np.ndarray, int]) -> None:
         if task is not self.task:
             return
         self.task = None
         window = self.window
-        self.session.set_similarity([paths[i] for i, _ in ranked], [value for _, value in ranked], query)
-        window.results_table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
-        best = f" Best: {paths[ranked[0][0]].name}." if ranked else ""
-        window.show_message(f"Ranked {len(ranked)} images ({query}).{best}")
+        values, best = result
+        self.session.set_similarity(paths, values, query)  # the grid re-sorts now, the table next turn
+        QTimer.singleShot(0, self, self._sort_table)
+        best = f" Best: {paths[best].name}." if best >= 0 else ""
+        window.show_message(f"Ranked {len(paths)} images ({query}).{best}")
         window.image_view.scrollToTop()
         window.results_updated.emit()
+
+    def _sort_table(self) -> None:
+        if self.session.search_query:  # unless the search was cleared in between
+            self.window.results_table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
 
     def _failed(self, task: Task, error) -> None:
         if task is self.task:
