@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     settings["labels"] = ["red circle", "blue square", "green triangle", "yellow star",
                           "purple heart | violet heart", "orange ring"]
     window = MainWindow(ModelChoice("clipdesk-demo", "demo", "cpu", "torch"), settings)
-    window.resize(1360, 860)
+    window.resize(1400, 860)  # the width issue 15 saw a column left unused at
     window.show()
     window.add_paths([tmp / "shapes"])
     done = []
