@@ -127,11 +127,12 @@ def cmd_classify_ray(args) -> int:
     with tempfile.TemporaryDirectory(prefix="clipdesk-index-") as temp:
         out = args.out or Path(temp)
         result = _run_index(args, engine, labels, templates, out)
-        embedded = _embedded(result)
+        embedded, quarters = _embedded(result)
     label_set = engine.label_set(labels, args.templates)
     for text in label_set.notes:
         note(text)
-    scores = engine.score(embedded.features, label_set, multi_label=args.multi_label, templates=args.templates)
+    scores = engine.score(embedded.features, label_set, multi_label=args.multi_label, templates=args.templates,
+                          quarters=quarters if args.multi_label else None)
     files = [_as_path(e.path) for e in result.entries]
     missing = {_as_path(p): m for p, m in result.missing.items()}
     write_rows(classify_rows(files, missing, embedded, scores, args.top_k), label_set.names, args.format)
@@ -146,24 +147,28 @@ def _as_path(path: str):
 
 
 def _embedded(result):
-    """The shards' rows as core's EmbedResult, so classify's own row builder prints them."""
+    """The shards' rows as core's EmbedResult, so classify's own row builder prints them, and
+    the quarters' embeddings aligned with it (None when the shards hold none)."""
     import numpy as np
 
     from ..core.embed import EmbedResult
     from .shards import read_shard
 
-    embedded, vectors = EmbedResult(), []
+    embedded, vectors, quarters = EmbedResult(), [], []
     for name in result.shards:
-        columns = read_shard(result.folder / name, ["path", "digest", "error", "embedding"])
-        for path, digest, error, vector in zip(columns["path"], columns["digest"], columns["error"], columns["embedding"]):
+        columns = read_shard(result.folder / name, ["path", "digest", "error", "embedding", "quarters"])
+        for row, (path, digest, error) in enumerate(zip(columns["path"], columns["digest"], columns["error"])):
             if error:
                 embedded.errors[_as_path(path)] = error
-            else:
-                embedded.paths.append(_as_path(path))
-                embedded.digests.append(digest)
-                vectors.append(vector)
+                continue
+            embedded.paths.append(_as_path(path))
+            embedded.digests.append(digest)
+            vectors.append(columns["embedding"][row])
+            quarters.append(columns["quarters"][row] if "quarters" in columns else None)
     embedded.features = np.stack(vectors) if vectors else np.zeros((0, result.dim), np.float32)
-    return embedded
+    if any(q is None for q in quarters):
+        return embedded, None
+    return embedded, np.stack(quarters) if quarters else np.zeros((0, 4, result.dim), np.float32)
 
 
 def cmd_search_index(args) -> int:

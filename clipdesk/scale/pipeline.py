@@ -91,31 +91,47 @@ class IndexResult:
 # -- decode and encode: the same functions in Ray tasks/actors and in-process ---------------------
 @dataclass
 class Decoder:
-    """Read (local or fsspec), hash and decode a batch of paths into the model's input pixels."""
+    """Read (local or fsspec), hash and decode a batch of paths into the model's input pixels
+    (and, for multi-label, the pixels of each image's four quarters)."""
 
     preprocess: object
     draft_size: int | None
     shape: tuple[int, ...]
+    quarters_draft: int | None = None  # set: also the quarters, from a decode at this draft size
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
         pixels = np.zeros((len(paths), *self.shape), np.float32)
+        quarters = np.zeros((len(paths), 4, *self.shape), np.float32) if self.quarters_draft else None
         digests, errors = [], []
         for row, path in enumerate(paths):
             digest, error = "", ""
             try:
                 data = read_any(path)
                 digest = content_digest(data)
-                pixels[row] = np.asarray(self.preprocess(_decode(data, path, self.draft_size)), np.float32)
+                image = _decode(data, path, self.draft_size)
+                pixels[row] = np.asarray(self.preprocess(image), np.float32)
+                if quarters is not None:
+                    quarters[row] = self._quarters(image, data, path)
             except ImageLoadError as failure:
                 error = str(failure)
             except Exception as failure:  # noqa: BLE001 - a bad file is a row, not a failed job
                 error = f"{path}: could not be processed ({type(failure).__name__}: {failure})."
             digests.append(digest)
             errors.append(error)
-        return {"path": np.asarray(paths, object), "shard": batch["shard"],
-                "digest": np.asarray(digests, object), "error": np.asarray(errors, object),
-                "pixels": pixels}
+        out = {"path": np.asarray(paths, object), "shard": batch["shard"],
+               "digest": np.asarray(digests, object), "error": np.asarray(errors, object), "pixels": pixels}
+        if quarters is not None:
+            out["quarter_pixels"] = quarters
+        return out
+
+    def _quarters(self, image, data: bytes, path: str) -> np.ndarray:
+        """Core's quarter crops (Engine.quarters_job), cut from its draft decode even with --exact."""
+        from ..core.multilabel import quarter_crops
+
+        if self.draft_size != self.quarters_draft:
+            image = _decode(data, path, self.quarters_draft)
+        return np.stack([np.asarray(self.preprocess(crop), np.float32) for crop in quarter_crops(image)])
 
 
 def _decode(data: bytes, path: str, draft_size: int | None):
@@ -143,14 +159,29 @@ def read_any(path: str) -> bytes:
 
 
 def encode_rows(encoder, batch: dict) -> dict:
-    """Embed the rows that decoded; failed rows keep a zero vector and their error."""
+    """Embed the rows that decoded (and their quarters, when decoded); failed rows keep zeros."""
     ok = np.asarray([not e for e in batch["error"]], bool)
     dim = _embed_dim(encoder)
     embeddings = np.zeros((len(ok), dim), np.float32)
     if ok.any():
         embeddings[ok] = np.asarray(encoder.encode_image(np.ascontiguousarray(batch["pixels"][ok])), np.float32)
-    return {"path": batch["path"], "shard": batch["shard"], "digest": batch["digest"],
-            "error": batch["error"], "embedding": embeddings}
+    out = {"path": batch["path"], "shard": batch["shard"], "digest": batch["digest"],
+           "error": batch["error"], "embedding": embeddings}
+    if "quarter_pixels" in batch:
+        out["quarters"] = _encode_quarters(encoder, batch["quarter_pixels"], ok, dim, len(batch["pixels"]))
+    return out
+
+
+def _encode_quarters(encoder, pixels: np.ndarray, ok: np.ndarray, dim: int, batch_size: int) -> np.ndarray:
+    """(N, 4, D): the crops go through the encoder `batch_size` at a time, as core's quarters_job."""
+    quarters = np.zeros((len(ok), 4, dim), np.float32)
+    crops = pixels[ok].reshape(-1, *pixels.shape[2:])
+    step = 4 * max(1, batch_size // 4)
+    parts = [np.asarray(encoder.encode_image(np.ascontiguousarray(crops[i : i + step])), np.float32)
+             for i in range(0, len(crops), step)]
+    if parts:
+        quarters[ok] = np.concatenate(parts).reshape(-1, 4, dim)
+    return quarters
 
 
 def _embed_dim(encoder) -> int:
@@ -190,7 +221,8 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
     plans = sh.plan_shards(entries, config, options.shard_size)
     existing = sh.existing_shards(folder)
     stored = {plan.name: sh.shard_metadata(folder / plan.name) for plan in plans if plan.name in existing}
-    done = {name for name, found in stored.items() if found is not None}
+    quarters = options.multi_label and label_set is not None  # multi-label scoring needs them stored
+    done = {name for name, found in stored.items() if found is not None and (found.get("quarters") or not quarters)}
     rescore = [plan for plan in plans if plan.name in done and stored[plan.name].get("scoring") != metadata["scoring"]]
     todo = [plan for plan in plans if plan.name not in done]
     result.shards = [plan.name for plan in plans]
@@ -202,14 +234,14 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
     stopped = False
     for plan in rescore:  # stored embeddings, new labels: no image is read or encoded again
         check(cancel)
-        columns = sh.read_shard(folder / plan.name, ["path", "digest", "error", "embedding"])
+        columns = sh.read_shard(folder / plan.name, ["path", "digest", "error", "embedding", "quarters"])
         progress = yield from _store(folder, plan, columns, engine, label_set, options, metadata, progress)
         result.rescored += 1
         if stopped := _stop(options, result):
             break
     if not stopped and todo:
-        runner = _ray_shards(spec, engine, todo, options, address) if options.use_ray \
-            else _local_shards(engine, todo, options)
+        runner = _ray_shards(spec, engine, todo, options, address, quarters) if options.use_ray \
+            else _local_shards(engine, todo, options, quarters)
         try:
             for plan, columns in _guarded(runner):
                 check(cancel)
@@ -237,7 +269,7 @@ def _store(folder: Path, plan: sh.ShardPlan, columns: dict, engine, label_set, o
            metadata: dict, progress: Progress) -> Job[Progress]:
     """Score one shard's rows (if labels are given) and write it; yields the progress after it."""
     _add_scores(engine, columns, label_set, options)
-    sh.write_shard(folder, plan.name, columns, metadata)
+    sh.write_shard(folder, plan.name, columns, {**metadata, "quarters": "quarters" in columns})
     progress = Progress(progress.done + len(plan.entries), progress.total, "Indexing images",
                         unit="img", started=progress.started)
     yield progress
@@ -284,7 +316,7 @@ def _add_scores(engine, columns: dict, label_set, options: IndexOptions) -> None
     if label_set is None:
         return
     scores = engine.score(columns["embedding"], label_set, multi_label=options.multi_label,
-                          templates=options.templates)
+                          templates=options.templates, quarters=columns.get("quarters"))
     best = scores.probs.argmax(axis=1) if len(label_set.names) else []
     failed = [bool(e) for e in columns["error"]]
     columns["label"] = [None if bad else label_set.names[j] for bad, j in zip(failed, best)]
@@ -296,14 +328,18 @@ def _shard_columns(plan: sh.ShardPlan, rows: list[dict]) -> dict:
     by_path = {}
     for batch in rows:
         for i, path in enumerate(batch["path"]):
-            by_path[str(path)] = (batch["digest"][i], batch["error"][i], batch["embedding"][i])
+            by_path[str(path)] = (batch["digest"][i], batch["error"][i], batch["embedding"][i],
+                                  batch["quarters"][i] if "quarters" in batch else None)
     ordered = [by_path[e.path] for e in plan.entries]
-    return {"path": [e.path for e in plan.entries], "digest": [o[0] or None for o in ordered],
-            "error": [o[1] or None for o in ordered],
-            "embedding": np.stack([o[2] for o in ordered]).astype(np.float32)}
+    columns = {"path": [e.path for e in plan.entries], "digest": [o[0] or None for o in ordered],
+               "error": [o[1] or None for o in ordered],
+               "embedding": np.stack([o[2] for o in ordered]).astype(np.float32)}
+    if ordered and ordered[0][3] is not None:
+        columns["quarters"] = np.stack([o[3] for o in ordered]).astype(np.float32)
+    return columns
 
 
-def _decoder(engine, options: IndexOptions) -> Decoder:
+def _decoder(engine, options: IndexOptions, quarters: bool = False) -> Decoder:
     from PIL import Image
 
     from ..core.preprocess import thread_friendly
@@ -311,11 +347,12 @@ def _decoder(engine, options: IndexOptions) -> Decoder:
     loaded = engine.encoder.loaded
     preprocess = thread_friendly(loaded.preprocess)
     probe = np.asarray(preprocess(Image.new("RGB", (8, 8))), np.float32)
-    return Decoder(preprocess, None if options.exact else 2 * loaded.image_size, probe.shape)
+    draft = 2 * loaded.image_size  # core's draft decode: never below twice the model's input
+    return Decoder(preprocess, None if options.exact else draft, probe.shape, draft if quarters else None)
 
 
-def _local_shards(engine, plans: list[sh.ShardPlan], options: IndexOptions) -> Iterator[tuple]:
-    decoder = _decoder(engine, options)
+def _local_shards(engine, plans: list[sh.ShardPlan], options: IndexOptions, quarters: bool = False) -> Iterator[tuple]:
+    decoder = _decoder(engine, options, quarters)
     for plan in plans:
         rows = []
         for start in range(0, len(plan.entries), options.batch_size):
@@ -400,7 +437,7 @@ def _pool(ray, spec: ModelSpec, options: IndexOptions) -> tuple[int, dict]:
 
 
 def _ray_shards(spec: ModelSpec, engine, plans: list[sh.ShardPlan], options: IndexOptions,
-                address: str | None) -> Iterator[tuple]:
+                address: str | None, quarters: bool = False) -> Iterator[tuple]:
     ray = connect(address)
     import pyarrow as pa
 
@@ -417,8 +454,8 @@ def _ray_shards(spec: ModelSpec, engine, plans: list[sh.ShardPlan], options: Ind
         ray.data.from_arrow(tables)
         # Decode tasks reserve some memory for their pixel batches; the different resources
         # also keep Ray from fusing them into the actors, so they run as tasks of their own.
-        .map_batches(_decoder(engine, options), batch_size=block, batch_format="numpy",
-                     memory=DECODE_MEMORY)
+        .map_batches(_decoder(engine, options, quarters), batch_size=block, batch_format="numpy",
+                     memory=DECODE_MEMORY * (5 if quarters else 1))
         .map_batches(EncodeActor, fn_constructor_kwargs={"spec": spec, "threads": resources["num_cpus"]},
                      batch_size=options.batch_size, batch_format="numpy",
                      compute=ray.data.ActorPoolStrategy(size=size), **resources)

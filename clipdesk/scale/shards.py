@@ -197,23 +197,28 @@ def write_shard(folder: Path, name: str, columns: dict[str, object], metadata: d
 def _arrow(value):
     import pyarrow as pa
 
-    if isinstance(value, np.ndarray) and value.ndim == 2:
+    if isinstance(value, np.ndarray) and value.ndim >= 2:  # (N, D), or quarters (N, 4, D) as N × 4D
         flat = pa.array(value.reshape(-1).astype(np.float32))
-        return pa.FixedSizeListArray.from_arrays(flat, value.shape[1])
+        return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(value.shape[1:])))
     return value
 
 
 def read_shard(path: Path, columns: Sequence[str] | None = None) -> dict[str, object]:
-    """A shard's columns; `embedding` and `scores` come back as 2-D float32 arrays."""
+    """A shard's columns (those of `columns` it has); `embedding` and `scores` come back as 2-D
+    float32 arrays, `quarters` (stored for multi-label) as (N, 4, D)."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=list(columns) if columns else None)
+    if columns is not None:
+        present = set(pq.read_schema(path).names)
+        columns = [name for name in columns if name in present]
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None)
     out: dict[str, object] = {}
     for name in table.column_names:
         column = table.column(name).combine_chunks()
-        if name in ("embedding", "scores"):
+        if name in ("embedding", "scores", "quarters"):
             width = column.type.list_size
-            out[name] = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
+            values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            out[name] = values.reshape(-1, 4, width // 4) if name == "quarters" else values.reshape(-1, width)
         else:
             out[name] = column.to_pylist()
     return out

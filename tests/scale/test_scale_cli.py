@@ -47,11 +47,11 @@ def test_new_labels_rescore_stored_embeddings(demo_engine, tmp_path, monkeypatch
     assert [after[p]["label"] for p in good] == [NEW_LABELS[j] for j in expected.probs.argmax(axis=1)]
     assert sh.read_manifest(tmp_path / "idx")["labels"] == NEW_LABELS
 
-    # The same labels again: nothing to do; multi-label or no labels: re-scored, never encoded.
+    # The same labels again: nothing to do; other prompts or no labels: re-scored, never encoded.
     same = run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS)
     assert same.skipped == len(first.shards) and same.rescored == same.written == 0
-    multi = run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS, multi_label=True)
-    assert multi.rescored == len(first.shards)
+    prompts = run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS, templates="none")
+    assert prompts.rescored == len(first.shards)
     plain = run_index(demo_engine, [folder], tmp_path / "idx", labels=None)
     assert plain.rescored == len(first.shards) and "scores" not in next(iter(table(tmp_path / "idx").values()))
     assert calls == [] and plain.failed == 1
@@ -128,3 +128,41 @@ def test_reachable_address_passes_the_check():
     pipeline.check_reachable("auto")
     with pytest.raises(pipeline.RayJobError, match="does not answer"):
         pipeline.check_reachable(f"ray://127.0.0.1:{free_port()}")
+
+
+def test_multi_label_stores_quarters_and_scores_like_core(demo_engine, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from clipdesk.core.jobs import run_job
+
+    folder = make_folder(tmp_path / "photos", 10)
+    plain = run_index(demo_engine, [folder], tmp_path / "idx")
+    assert not any("quarters" in columns for columns in table(tmp_path / "idx").values())
+    multi = run_index(demo_engine, [folder], tmp_path / "idx", multi_label=True)
+    assert multi.written == len(plain.shards) and multi.rescored == 0  # the quarters had to be encoded
+    stored = rows(tmp_path / "idx")
+    good = sorted(p for p, r in stored.items() if not r["error"])
+    embedded = run_job(demo_engine.embed_job([Path(p) for p in good]))
+    quarters = run_job(demo_engine.quarters_job(embedded.paths, embedded.features))
+    assert quarters.shape == (10, 4, embedded.features.shape[1])
+    np.testing.assert_allclose(np.stack([stored[p]["quarters"] for p in good]), quarters, atol=1e-5)
+    expected = demo_engine.score(embedded.features, demo_engine.label_set(LABELS, "photo"), multi_label=True,
+                                 quarters=quarters)
+    np.testing.assert_allclose(np.stack([stored[p]["scores"] for p in good]), expected.probs, atol=1e-5)
+
+    # New labels: the stored whole and quarter embeddings are scored again, nothing is encoded.
+    calls = []
+    encode = demo_engine.encoder.encode_image
+    monkeypatch.setattr(demo_engine.encoder, "encode_image", lambda pixels: calls.append(len(pixels)) or encode(pixels))
+    spoil_images(folder)
+    again = run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS, multi_label=True)
+    assert again.rescored == len(plain.shards) and again.written == 0 and calls == []
+    fresh = demo_engine.score(embedded.features, demo_engine.label_set(NEW_LABELS, "photo"), multi_label=True,
+                              quarters=quarters)
+    after = rows(tmp_path / "idx")
+    np.testing.assert_allclose(np.stack([after[p]["scores"] for p in good]), fresh.probs, atol=1e-5)
+    # A single-label run keeps the quarters for the next multi-label one.
+    run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS)
+    back = run_index(demo_engine, [folder], tmp_path / "idx", labels=NEW_LABELS, multi_label=True)
+    assert back.rescored == len(plain.shards) and calls == []
+    np.testing.assert_allclose(np.stack([rows(tmp_path / "idx")[p]["scores"] for p in good]), fresh.probs, atol=1e-6)

@@ -92,3 +92,29 @@ def test_ray_new_labels_rescore_stored_embeddings(local_ray, tmp_path, capsys):
         if "error" not in theirs:
             assert ours["label"] == theirs["label"]
             assert max(abs(ours["scores"][k] - v) for k, v in theirs["scores"].items()) < 1e-5
+
+
+def assert_same_rows(ours: list[dict], theirs: list[dict]) -> None:
+    assert [row["path"] for row in ours] == [row["path"] for row in theirs]
+    for a, b in zip(ours, theirs):
+        assert a.keys() == b.keys()
+        if "error" not in b:
+            assert a["label"] == b["label"]
+            assert max(abs(a["scores"][k] - v) for k, v in b["scores"].items()) < 1e-5
+
+
+def test_ray_multi_label_equals_single_process(local_ray, tmp_path, capsys):
+    """--multi-label on Ray: whole image and quarters, the scores of `classify --multi-label`; new
+    labels re-score the stored quarters too."""
+    folder = make_folder(tmp_path / "photos", 24)
+    common = ["classify", folder, "--model", "demo", "--backend", "torch", "--device", "cpu", "--format", "json",
+              "--no-cache", "--multi-label", "--batch-size", "8"]
+    scaled = [*common, "--ray", "--out", tmp_path / "idx", "--shard-size", "6"]
+    first = cli_json(capsys, *common, "--labels", ",".join(LABELS))
+    assert_same_rows(cli_json(capsys, *scaled, "--labels", ",".join(LABELS)), first)
+    assert sum("error" in row for row in first) == 1
+    assert all("quarters" in columns for columns in table(tmp_path / "idx").values())
+    new = "circle,star,square,heart"
+    single = cli_json(capsys, *common, "--labels", new)
+    spoil_images(folder)
+    assert_same_rows(cli_json(capsys, *scaled, "--labels", new), single)
