@@ -19,6 +19,7 @@ import numpy as np
 from .core.errors import ImageLoadError, LabelError
 from .core.jobs import CancelToken, Job, Progress, T, check, run_job
 from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
+from .core.multilabel import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,13 +55,15 @@ class Prediction:
     scores: dict[str, float] = field(default_factory=dict)
     cosines: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    labels: list[str] | None = None  # multi-label: the labels present, best first
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI's JSON shape: path (or index) and either error, or label, score, scores, cosines."""
         where = {"path": self.path} if self.path is not None else {"index": self.index}
         if self.error is not None:
             return {**where, "error": self.error}
-        return {**where, "label": self.label, "score": self.score, "scores": dict(self.scores),
+        present = {"labels": list(self.labels)} if self.labels is not None else {}
+        return {**where, "label": self.label, "score": self.score, **present, "scores": dict(self.scores),
                 "cosines": dict(self.cosines)}
 
 
@@ -257,14 +260,17 @@ class Classifier:
     # -- classify -------------------------------------------------------------------------------
     def classify(self, images: ImageInput | Iterable[ImageInput], labels: str | Sequence[str],
                  templates: str | None = None, multi_label: bool = False, top_k: int | None = None,
-                 progress: ProgressArg = False, cancel: CancelToken | None = None) -> Results[Prediction]:
+                 progress: ProgressArg = False, cancel: CancelToken | None = None,
+                 threshold: float | None = None) -> Results[Prediction]:
         """Score every image against the candidate labels; one `Prediction` per image, in input order.
 
         `images`: a path, a folder, a PIL image, an H×W×3 uint8 array (N×H×W×3: N images) or a list
         of them. `labels`: a list, or one string split at commas ("cat, dog"); "car | automobile"
         averages synonyms. `templates`: "none", "photo", "ensemble" or "imagenet80"; None uses the
         prompt style the model was trained with (the demo model's is "none"), else "photo".
-        `multi_label`: each label scored on its own instead of a softmax across labels.
+        `multi_label`: several labels can be present; each is scored against the image's best one
+        from the whole picture and its four quarters (core/multilabel.py), and `labels` lists those
+        scoring at least `threshold` (default 0.05).
         A file that cannot be read becomes a Prediction with `error`; the call goes on.
 
             >>> import clipdesk
@@ -292,8 +298,10 @@ class Classifier:
                 continue
             row = rows[i]
             best = scores.top(row, top_k)
+            present = [name for name, p in scores.top(row) if p >= (threshold or DEFAULT_THRESHOLD)] \
+                if multi_label else None
             predictions.append(Prediction(
-                **where, label=best[0][0], score=best[0][1], scores=dict(best),
+                **where, label=best[0][0], score=best[0][1], scores=dict(best), labels=present,
                 cosines={name: float(c) for name, c in zip(scores.labels, scores.cosines[row])}))
         return Results(predictions, label_set.names)
 

@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="prompt templates (default photo, or those the model was fine-tuned with)")
     classify.add_argument("--top-k", type=_positive, default=None, help="labels shown per image")
     classify.add_argument("--multi-label", action="store_true",
-                          help="score each label independently (images holding several things)")
+                          help="several labels can be present: the whole picture and its four quarters "
+                               "are scored (5 image embeddings each, cached); rows get a 'labels' list")
+    classify.add_argument("--threshold", type=_fraction, default=None, metavar="SCORE",
+                          help="with --multi-label: a label is present when its score (relative to the "
+                               "image's best label, which scores 1) is at least this (default 0.05)")
     _add_model_options(classify)
     _add_run_options(classify)
     classify.set_defaults(handler=cmd_classify)
@@ -82,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_scale(commands, classify, search)
     return parser
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be a score above 0 and at most 1")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -180,8 +191,9 @@ def read_label_args(args) -> list[str]:
 
 
 def model_labels(loaded, raw_labels, templates):
-    """No --labels: a fine-tuned model's own classes, with the templates it was trained with."""
-    own = loaded.metadata.get("templates") if raw_labels is None else None
+    """No --labels: a fine-tuned model's own classes. No --templates: the prompt style the model was
+    trained with (the demo's is "none"), as in the Python API and the window, else "photo"."""
+    own = loaded.metadata.get("templates")
     templates = templates or (own if own in ("none", "photo", "ensemble", "imagenet80") else "photo")
     if raw_labels is not None:
         return raw_labels, templates
@@ -192,6 +204,8 @@ def model_labels(loaded, raw_labels, templates):
 
 
 def cmd_classify(args) -> int:
+    if args.threshold is not None and not args.multi_label:
+        raise UsageError("--threshold applies to --multi-label; without it each image gets its best label.")
     raw_labels = read_label_args(args)
     files, missing = collect_images(args.paths, not args.keep_raw_pairs_separate)
     engine = open_engine(args)
@@ -205,7 +219,7 @@ def cmd_classify(args) -> int:
         quarters = drive(engine.quarters_job(embedded.paths, embedded.features, args.batch_size))
     scores = engine.score(embedded.features, label_set, multi_label=args.multi_label,
                           templates=args.templates, quarters=quarters)
-    rows = classify_rows(files, missing, embedded, scores, args.top_k)
+    rows = classify_rows(files, missing, embedded, scores, args.top_k, args.threshold)
     if len(embedded.paths) and not scores.valid_rows().any():
         raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
                              "its few-shot head are damaged.")
@@ -216,8 +230,12 @@ def cmd_classify(args) -> int:
     return EXIT_OK
 
 
-def classify_rows(files, missing, embedded, scores, top_k):
-    """One dict per input file, in input order; failures carry only path and error."""
+def classify_rows(files, missing, embedded, scores, top_k, threshold: float | None = None):
+    """One dict per input file, in input order; failures carry only path and error. Multi-label
+    rows also carry `labels`: those at or above `threshold`, best first (the table shows them)."""
+    from .core.multilabel import DEFAULT_THRESHOLD
+
+    cut = threshold or DEFAULT_THRESHOLD
     index = {path: row for row, path in enumerate(embedded.paths)}
     valid = scores.valid_rows()
     rows = [{"path": str(path), "error": message} for path, message in missing.items()]
@@ -230,8 +248,11 @@ def classify_rows(files, missing, embedded, scores, top_k):
             rows.append({"path": str(path), "error": f"{path}: the model gave no valid score (NaN)."})
             continue
         label, score = scores.top(row, 1)[0]
+        entry = {"path": str(path), "label": label, "score": round(score, 6)}
+        if scores.multi_label:
+            entry["labels"] = [name for name, p in scores.top(row, None) if p >= cut]
         rows.append({
-            "path": str(path), "label": label, "score": round(score, 6),
+            **entry,
             "scores": {k: round(v, 6) for k, v in scores.as_dict(row).items()},
             "cosines": {k: round(float(c), 6) for k, c in zip(scores.labels, scores.cosines[row])},
             "top": [[name, round(p, 6)] for name, p in scores.top(row, top_k)],
@@ -250,7 +271,8 @@ def write_rows(rows: list[dict], labels: list[str], fmt: str) -> None:
         writer.writerow(csv_row(["path", "label", "score", "error", *labels]))
         for row in rows:
             probs = [row["scores"][label] for label in labels] if "scores" in row else [""] * len(labels)
-            writer.writerow(csv_row([row["path"], row.get("label", ""), row.get("score", ""),
+            label = "; ".join(row["labels"]) if "labels" in row else row.get("label", "")
+            writer.writerow(csv_row([row["path"], label, row.get("score", ""),
                                      row.get("error", ""), *probs]))
         sys.stdout.write(buffer.getvalue())
     else:
@@ -265,6 +287,8 @@ def _write_table(rows: list[dict]) -> None:
             print(f"{name}  ERROR  {safe_text(row['error'])}")
         else:
             shown = "  ".join(f"{safe_text(label)} {p:6.1%}" for label, p in row["top"])
+            if "labels" in row:  # multi-label: what is present first, then the evidence
+                shown = f"[{', '.join(safe_text(label) for label in row['labels'])}]  {shown}"
             print(f"{name}  {shown}")
 
 

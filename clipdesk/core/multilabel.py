@@ -33,7 +33,8 @@ import numpy as np
 from .classify import Scores
 
 DEFAULT_THRESHOLD = 0.05  # a label is present when at most 20× less likely than the best one
-WHOLE_WEIGHT = 0.25  # the rest goes to the best-matching view (whole or a quarter)
+WHOLE_WEIGHT = 0.2  # the rest goes to the best-matching view (whole or a quarter)
+LOCAL_MARGIN = 0.05  # a quarter counts only where it beats the whole picture's cosine by this much
 
 
 def quarter_crops(image):
@@ -56,11 +57,11 @@ def global_local_scores(features: np.ndarray, quarters: np.ndarray | None, label
     whole = features @ label_weights.T
     if whole.size == 0:
         return Scores(labels, whole.astype(np.float32), whole, multi_label=True)
-    local = np.einsum("nvd,ld->nvl", quarters, label_weights).max(axis=1)
+    local = np.einsum("nvd,ld->nvl", quarters, label_weights).max(axis=1) - LOCAL_MARGIN
     mixed = WHOLE_WEIGHT * whole + (1 - WHOLE_WEIGHT) * np.maximum(whole, local)
     best = mixed.max(axis=1, keepdims=True)
     probs = np.exp(logit_scale * (mixed - best)).astype(np.float32)
-    return Scores(labels, probs, mixed, multi_label=True)
+    return Scores(labels, probs, whole, multi_label=True)  # the cosines stay true cosines
 
 
 def relative_scores(features: np.ndarray, label_weights: np.ndarray, logit_scale: float,
