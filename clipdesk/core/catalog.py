@@ -41,7 +41,6 @@ def open_clip_registry() -> dict:
     window's Model menu would freeze the app at every start just to list names. The memo in the
     cache folder lets later starts (the torch-free ONNX path included) list them without torch."""
     import json
-    import os
     from importlib import metadata
 
     from .paths import cache_dir, resources_dir
@@ -63,9 +62,9 @@ def open_clip_registry() -> dict:
     if not shipped <= set(memo["architectures"]):
         return memo  # incomplete (should not happen): never memoise it
     try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo), encoding="utf-8")
-        os.replace(tmp, path)
+        from .atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(memo))
     except OSError:
         pass  # a read-only cache: built again next time
     return memo

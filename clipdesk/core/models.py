@@ -244,18 +244,10 @@ def _read_memo() -> dict:
 
 def _write_memo(memo: dict) -> None:
     """Atomic and best effort: a lost race or a read-only cache only costs a re-hash later."""
-    import os
-    import uuid
+    from .atomic import atomic_write_text
 
-    try:
-        path = _memo_path()
-        keep = dict(list(memo.items())[-MEMO_LIMIT:])
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(json.dumps(keep), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        atomic_write_text(_memo_path(), json.dumps(dict(list(memo.items())[-MEMO_LIMIT:])))
 
 
 def read_metadata(folder: Path) -> dict:

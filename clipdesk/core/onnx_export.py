@@ -133,12 +133,10 @@ def recent_failure(identity: str) -> str | None:
 
 
 def record_failure(identity: str, error: str) -> None:
-    root = model_root(identity)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{FAILED_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps({"time": time.time(), "version": _version(), "error": error[:300]}),
-                   encoding="utf-8")
-    os.replace(tmp, root / FAILED_FILE)
+    from .atomic import atomic_write_text
+
+    atomic_write_text(model_root(identity) / FAILED_FILE,
+                      json.dumps({"time": time.time(), "version": _version(), "error": error[:300]}))
 
 
 # -- starting one -------------------------------------------------------------------------------------
