@@ -3,11 +3,20 @@
     python benchmarks/bench_scale.py throughput --images 400          # demo model, generated PNGs
     python benchmarks/bench_scale.py ann --sizes 10000 100000 1000000 # random unit vectors, dim 512
     python benchmarks/bench_scale.py ann --sizes 100000 --data clustered --library faiss usearch
+    python benchmarks/bench_scale.py labels --images 200                # re-scoring vs re-encoding
+    python benchmarks/bench_scale.py labels --images 100 --model ViT-B-32 --pretrained none
 
 throughput: the same folder through the single-process path (core's embed_job, what
 `clipdesk classify` runs) and through `clipdesk index --ray` on a local Ray with all cores. On a
 2-core machine expect parity at best: Ray adds its start-up (≈ 3 s) and the actors compete with
 the decode tasks for the same two cores; Ray pays off with more cores, GPUs or machines.
+
+labels: what a change of labels costs on an index (in-process, the per-image costs Ray's actors
+pay too): the first run (decode + encode + score), a run with new labels (the stored embeddings
+re-scored), the first multi-label run (the quarters encoded too: 5 images a picture) and one with
+new labels again (stored whole + quarter embeddings re-scored), with the shards' size on disk.
+Storing the quarters costs 4 × D × 4 bytes an image; recomputing them in the actors at every label
+change would cost the multi-label run's encode time every time instead.
 
 ann: exact top-10 by a batched matrix product is the ground truth; brute force is timed the way
 `search` would run it (one query: a matrix-vector product and a partial sort); each library's
@@ -63,6 +72,44 @@ def throughput(images: int, model: str, backend: str) -> None:
         print(f"| single process (core embed_job, {backend}) | {images} | {single:.1f} | {images / single:.1f} |")
         print(f"| local Ray, {os.cpu_count()} CPUs (+{ray_start:.1f} s ray.init) | {images} | {scaled:.1f} "
               f"| {images / scaled:.1f} |")
+
+
+# -- labels: re-score or re-encode ------------------------------------------------------------------
+def labels(images: int, model: str, pretrained: str, backend: str) -> None:
+    from synth_images import save_image
+
+    from clipdesk.core.engine import open_engine_job
+    from clipdesk.core.jobs import run_job
+    from clipdesk.scale import shards as sh
+    from clipdesk.scale.pipeline import IndexOptions, ModelSpec, index_job
+
+    first, second = ["red circle", "blue star", "green square"], ["circle", "star", "square", "heart"]
+    with tempfile.TemporaryDirectory() as temp:
+        folder, out = Path(temp) / "photos", Path(temp) / "idx"
+        for i in range(images):
+            save_image(folder / f"{i:05d}.jpg", seed=i, width=640, height=480, quality=90)
+        spec = ModelSpec(model, pretrained, "cpu", backend)
+        engine = run_job(open_engine_job(model, pretrained, "cpu", backend, use_cache=False))
+        run_job(engine.embed_job(sorted(folder.iterdir())[:8]))  # warm: first-call costs paid
+        print(f"{images} images 640×480, {model} ({pretrained}), {backend}, cores={os.cpu_count()}")
+        print("| run | wall s | CPU s | CPU ms/image | shards written / re-scored | shard MB |\n|---|---|---|---|---|---|")
+        files = sorted(folder.iterdir())
+        wall, cpu = time.perf_counter(), time.process_time()
+        whole = run_job(engine.embed_job(files))
+        run_job(engine.quarters_job(whole.paths, whole.features))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"| core, as `classify --multi-label` (embed_job + quarters_job) | {wall:.2f} | {cpu:.2f} "
+              f"| {cpu / images * 1e3:.1f} | – | – |", flush=True)
+        for name, labels_, multi in [("first run, labels A", first, False), ("new labels B", second, False),
+                                     ("multi-label, labels B (encodes quarters)", second, True),
+                                     ("multi-label, new labels A", first, True)]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = run_job(index_job(spec, [str(folder)], out, engine,
+                                       IndexOptions(labels=labels_, multi_label=multi, shard_size=50, use_ray=False)))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            size = sum((out / n).stat().st_size for n in sh.existing_shards(out)) / 1e6
+            print(f"| {name} | {wall:.2f} | {cpu:.2f} | {cpu / images * 1e3:.1f} | {result.written} / {result.rescored} "
+                  f"| {size:.1f} |", flush=True)
 
 
 # -- ANN --------------------------------------------------------------------------------------------
@@ -173,6 +220,11 @@ def main() -> None:
     tp.add_argument("--images", type=int, default=400)
     tp.add_argument("--model", default="demo")
     tp.add_argument("--backend", default="auto")
+    lb = commands.add_parser("labels")
+    lb.add_argument("--images", type=int, default=200)
+    lb.add_argument("--model", default="demo")
+    lb.add_argument("--pretrained", default="demo")
+    lb.add_argument("--backend", default="torch")
     an = commands.add_parser("ann")
     an.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     an.add_argument("--dim", type=int, default=512)
@@ -185,6 +237,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "throughput":
         throughput(args.images, args.model, args.backend)
+    elif args.command == "labels":
+        labels(args.images, args.model, args.pretrained, args.backend)
     else:
         ann(args.sizes, args.dim, args.data, args.library, args.ef, args.k_factor, args.queries)
 
