@@ -528,22 +528,35 @@ def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates
 def regions_job(engine, paths: Sequence[Path], vectors: Sequence[np.ndarray], labels: Sequence[str],
                 templates: str, batch_size: int = 32, cancel=None):
     """Multi-label turned on over images already embedded: embed only their quarter crops (the
-    whole-image vectors are given) and re-score them batch by batch; payloads are ScoredBatches."""
-    from .jobs import Progress, check
+    whole-image vectors are given) and re-score them batch by batch; payloads are ScoredBatches.
+
+    One quarters job for the whole chunk, so decoding runs ahead of the encoder across batches.
+    """
+    from .jobs import Progress
 
     label_set = engine.label_set(list(labels), templates) if labels else None
-    paths, total = list(paths), len(paths)
-    progress = Progress(0, total, "Scoring regions for multi-label", "img")
-    for start in range(0, total, batch_size):
-        check(cancel)
-        good = [(path, np.asarray(vector, np.float32))
-                for path, vector in zip(paths[start:start + batch_size], vectors[start:start + batch_size])]
-        probs, quarters = _score_batch(engine, good, label_set, templates, True, batch_size, cancel)
-        names = label_set.names if label_set is not None else []
-        batch = [(path, vector, "") for path, vector in good]
-        yield Progress(start + len(good), total, progress.message, "img", progress.started,
-                       ScoredBatch(batch, probs, names, quarters))
-    return total
+    names = label_set.names if label_set is not None else []
+    paths = list(paths)
+    features = np.stack([np.asarray(v, np.float32) for v in vectors]) if paths else np.zeros((0, 0), np.float32)
+    rows = {path: i for i, path in enumerate(paths)}
+    job = engine.quarters_job(paths, fallback=features, batch_size=batch_size, cancel=cancel)
+    while True:
+        try:
+            progress = next(job)
+        except StopIteration:
+            return len(paths)
+        if not progress.payload:
+            continue
+        index = [rows[path] for path, _, _ in progress.payload]
+        quarters = np.stack([np.asarray(q, np.float32).reshape(4, -1) if q is not None
+                             else np.repeat(features[i][None], 4, axis=0)
+                             for i, (_, q, _) in zip(index, progress.payload)])
+        probs = None
+        if label_set is not None:
+            probs = engine.score(features[index], label_set, True, templates, quarters=quarters).probs
+        batch = [(paths[i], features[i], "") for i in index]
+        yield Progress(progress.done, len(paths), "Scoring regions for multi-label", progress.unit,
+                       progress.started, ScoredBatch(batch, probs, names, quarters))
 
 
 def _score_batch(engine, good: list[tuple[Path, np.ndarray]], label_set, templates: str,
