@@ -182,3 +182,53 @@ def test_a_model_switch_drops_the_quarters(qtbot, demo_window, tmp_path):
     tiny_dim = window.session.items[0].vector.shape[0]
     assert tiny_dim != demo_dim
     assert all(item.quarters.shape == (4, tiny_dim) for item in window.session.items)
+
+
+def test_region_pass_equals_classifying_with_multi_label(demo_engine, tmp_path):
+    """The two ways an image gets its crops (new with multi-label on, or a region pass after) give
+    the same quarters and scores; a file gone since it was embedded keeps its whole-image score."""
+    from clipdesk.core.session import ScoredBatch, classify_job, regions_job
+
+    paths, _ = make_pictures(tmp_path / "pictures", n_two=5, n_one=1)
+
+    def batches(job) -> list[ScoredBatch]:
+        out = []
+        run_job(job, lambda progress: out.append(progress.payload) if progress.payload else None)
+        return out
+
+    direct = batches(classify_job(demo_engine, paths, NAMES, "none", True, batch_size=4))
+    vectors = [vector for batch in direct for _, vector, _ in batch.items]
+    paths[-1].unlink()  # vanished since: its crops cannot be made
+    later = batches(regions_job(demo_engine, paths, vectors, NAMES, "none", batch_size=4))
+    assert [p for b in later for p, _, _ in b.items] == paths  # every image, in order, none an error
+    quarters = np.concatenate([b.quarters for b in later])
+    probs = np.concatenate([b.probs for b in later])
+    np.testing.assert_allclose(quarters[:-1], np.concatenate([b.quarters for b in direct])[:-1], atol=1e-6)
+    np.testing.assert_allclose(probs[:-1], np.concatenate([b.probs for b in direct])[:-1], atol=1e-6)
+    np.testing.assert_allclose(quarters[-1], np.repeat(vectors[-1][None], 4, axis=0))
+    whole = demo_engine.score(vectors[-1][None], demo_engine.label_set(NAMES, "none"), multi_label=True)
+    np.testing.assert_allclose(probs[-1], whole.probs[0], atol=1e-6)
+
+
+def test_edits_during_the_region_pass(qtbot, demo_window, demo_engine, tmp_path, monkeypatch):
+    """Removing images and editing labels while crops are computed: what is left ends up scored
+    exactly as computed apart, with the new labels."""
+    monkeypatch.setattr(classify_module, "CHUNK_MIN", 4)
+    monkeypatch.setattr(classify_module, "CHUNK_MAX", 4)
+    paths, _ = make_pictures(tmp_path / "pictures", n_two=24)
+    window = demo_window(batch_size=2)
+    window.session.set_labels(NAMES[:6])
+    window.add_paths(paths)
+    wait_idle(qtbot, window, len(paths))
+    click_multi_label(qtbot, window)
+    qtbot.waitUntil(lambda: any(item.quarters is not None for item in window.session.items), timeout=30000)
+    window.session.remove_rows(range(0, 24, 3))
+    window.session.add_label(NAMES[6])
+    window.session.add_label(NAMES[7])
+    wait_idle(qtbot, window, 16)
+    assert window.session.score_labels == NAMES
+    kept = [item.path for item in window.session.items]
+    expected, quarters = independent_scores(demo_engine, kept, NAMES, window.session.templates)
+    for item in window.session.items:
+        np.testing.assert_allclose(item.quarters, quarters[item.path], atol=1e-5)
+        np.testing.assert_allclose(item.probs, expected[item.path], atol=1e-4)
