@@ -6,6 +6,14 @@ Parquet shard written atomically per plan. Decoding, preprocessing and the encod
 clipdesk.core's own (`decode_rgb`, the model's eval transform, `open_engine_job`), so the
 embeddings equal the single-process path's. Without Ray the same decode and encode functions
 run in this process, shard by shard.
+
+Labels never name a shard: a run with other labels, prompts or multi-label setting reads the
+stored embeddings and rewrites only the score columns (no image is read). Multi-label scoring
+(core/multilabel.py) also needs each image's four quarter crops: the decode tasks cut them, the
+actors embed them, and the shard keeps them in a `quarters` column, so later label changes
+re-score them too. Measured with `benchmarks/bench_scale.py labels` (ViT-B-32, 2 CPU cores): the
+quarters cost 4 more encodes an image (≈ 640 ms CPU) and 8 KB of shard per 512-D image, while
+re-scoring stored ones takes under 1 ms an image — so they are stored, not recomputed per change.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +214,8 @@ class EncodeActor:
 # -- the job ------------------------------------------------------------------------------------
 def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, options: IndexOptions,
               address: str | None = None, cancel: CancelToken | None = None) -> Job[IndexResult]:
-    """Index `inputs` into `folder`; yields Progress per shard written. Re-runs skip done shards."""
+    """Index `inputs` into `folder`; yields Progress per shard written. Re-runs skip done shards
+    and re-score, from their stored embeddings, the shards scored for other labels."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     entries, missing = sh.list_inputs(inputs)
@@ -219,42 +229,50 @@ def index_job(spec: ModelSpec, inputs: Sequence[str], folder: Path, engine, opti
     metadata = {"config": config, "scoring": scoring_key(label_set, options),
                 "labels": label_set.names if label_set else None}
     plans = sh.plan_shards(entries, config, options.shard_size)
-    existing = sh.existing_shards(folder)
-    stored = {plan.name: sh.shard_metadata(folder / plan.name) for plan in plans if plan.name in existing}
     quarters = options.multi_label and label_set is not None  # multi-label scoring needs them stored
-    done = {name for name, found in stored.items() if found is not None and (found.get("quarters") or not quarters)}
-    rescore = [plan for plan in plans if plan.name in done and stored[plan.name].get("scoring") != metadata["scoring"]]
-    todo = [plan for plan in plans if plan.name not in done]
-    result.shards = [plan.name for plan in plans]
-    result.skipped = len(plans) - len(todo) - len(rescore)
-    current = done - {plan.name for plan in rescore}
-    progress = Progress(sum(len(p.entries) for p in plans if p.name in current), len(entries),
-                        "Indexing images", unit="img")
+    current, rescore, todo = _sort_plans(folder, plans, metadata["scoring"], quarters)
+    result.shards, result.skipped = [plan.name for plan in plans], len(current)
+    progress = Progress(sum(len(plan.entries) for plan in current), len(entries), "Indexing images", unit="img")
     yield progress
-    stopped = False
+    store = partial(_store, folder, engine=engine, label_set=label_set, options=options, metadata=metadata)
     for plan in rescore:  # stored embeddings, new labels: no image is read or encoded again
         check(cancel)
         columns = sh.read_shard(folder / plan.name, ["path", "digest", "error", "embedding", "quarters"])
-        progress = yield from _store(folder, plan, columns, engine, label_set, options, metadata, progress)
+        progress = yield from store(plan, columns, progress=progress)
         result.rescored += 1
-        if stopped := _stop(options, result):
+        if _stop(options, result):
             break
-    if not stopped and todo:
+    if todo and not _stop(options, result):
         runner = _ray_shards(spec, engine, todo, options, address, quarters) if options.use_ray \
             else _local_shards(engine, todo, options, quarters)
         try:
             for plan, columns in _guarded(runner):
                 check(cancel)
-                progress = yield from _store(folder, plan, columns, engine, label_set, options, metadata, progress)
+                progress = yield from store(plan, columns, progress=progress)
                 result.written += 1
-                if stopped := _stop(options, result):
+                if _stop(options, result):
                     break
         finally:
             runner.close()
-    result.complete = not stopped
+    result.complete = result.written + result.rescored == len(rescore) + len(todo)
     if result.complete:
         _finish(folder, result, spec, engine, options, label_set, config)
     return result
+
+
+def _sort_plans(folder: Path, plans: list[sh.ShardPlan], scoring: str | None,
+                quarters: bool) -> tuple[list[sh.ShardPlan], list[sh.ShardPlan], list[sh.ShardPlan]]:
+    """(current, to re-score, to encode): a shard on disk is re-scored when its labels differ, and
+    encoded again when it cannot be read or lacks the quarters a multi-label run needs."""
+    existing = sh.existing_shards(folder)
+    current, rescore, todo = [], [], []
+    for plan in plans:
+        found = sh.shard_metadata(folder / plan.name) if plan.name in existing else None
+        if found is None or (quarters and not found.get("quarters")):
+            todo.append(plan)
+        else:
+            (current if found.get("scoring") == scoring else rescore).append(plan)
+    return current, rescore, todo
 
 
 def scoring_key(label_set, options: IndexOptions) -> str | None:
@@ -265,7 +283,7 @@ def scoring_key(label_set, options: IndexOptions) -> str | None:
     return sh.config_key(prompts=prompts, multi_label=options.multi_label)
 
 
-def _store(folder: Path, plan: sh.ShardPlan, columns: dict, engine, label_set, options: IndexOptions,
+def _store(folder: Path, plan: sh.ShardPlan, columns: dict, *, engine, label_set, options: IndexOptions,
            metadata: dict, progress: Progress) -> Job[Progress]:
     """Score one shard's rows (if labels are given) and write it; yields the progress after it."""
     _add_scores(engine, columns, label_set, options)

@@ -1,7 +1,8 @@
 """Inputs → shard plans → Parquet shards on disk, and the manifest that says which are current.
 
-A shard is named by a hash of what it holds (the model and options, then each file's path, size
-and modification time), so a re-run finds the shards it already wrote and skips them: a killed
+A shard is named by a hash of what its embeddings depend on (the model and decode options, then
+each file's path, size and modification time; never the labels, whose scores are rewritten in
+place from the stored embeddings), so a re-run finds the shards it already wrote and skips them: a killed
 job loses only the shards in flight. Shard boundaries are content-defined (a path whose hash is
 0 modulo the target size ends a shard), so adding or editing one file re-encodes only the shard
 that holds it, not every shard after it. Every file is written to a temporary name and renamed.
