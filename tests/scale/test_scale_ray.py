@@ -75,25 +75,6 @@ def test_ray_classify_equals_single_process(local_ray, folder, tmp_path, capsys,
 
 
 
-def test_ray_new_labels_rescore_stored_embeddings(local_ray, tmp_path, capsys):
-    """classify --ray --out with other labels reads the shards' embeddings: no image is decoded."""
-    folder = make_folder(tmp_path / "photos", 12)
-    new = "circle,star,square"
-    common = ["classify", folder, "--model", "demo", "--backend", "torch", "--device", "cpu", "--format", "json",
-              "--no-cache"]
-    scaled = [*common, "--ray", "--out", tmp_path / "idx", "--shard-size", "4"]
-    cli_json(capsys, *scaled, "--labels", ",".join(LABELS))
-    single = cli_json(capsys, *common, "--labels", new)
-    spoil_images(folder)  # same size and mtime, no longer an image: a decode would be an error row
-    again = cli_json(capsys, *scaled, "--labels", new)
-    assert [row["path"] for row in again] == [row["path"] for row in single]
-    assert sum("error" in row for row in again) == 1
-    for ours, theirs in zip(again, single):
-        if "error" not in theirs:
-            assert ours["label"] == theirs["label"]
-            assert max(abs(ours["scores"][k] - v) for k, v in theirs["scores"].items()) < 1e-5
-
-
 def assert_same_rows(ours: list[dict], theirs: list[dict]) -> None:
     assert [row["path"] for row in ours] == [row["path"] for row in theirs]
     for a, b in zip(ours, theirs):
