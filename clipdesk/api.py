@@ -429,7 +429,7 @@ class Classifier:
 
         files = [row for row, source in enumerate(sources) if source.path is not None]
         quarters = yield from self.engine.quarters_job([sources[row].path for row in files], features[files],
-                                                       self.batch_size, cancel)
+                                                       self.batch_size, cancel, self.exact)
         out = np.repeat(features[:, None, :], 4, axis=1)
         if files:
             out[files] = quarters

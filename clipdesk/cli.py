@@ -216,7 +216,7 @@ def cmd_classify(args) -> int:
     embedded = drive(engine.embed_job(files, args.batch_size, args.exact))
     quarters = None
     if args.multi_label:  # each picture's four quarters too: see core/multilabel.py
-        quarters = drive(engine.quarters_job(embedded.paths, embedded.features, args.batch_size))
+        quarters = drive(engine.quarters_job(embedded.paths, embedded.features, args.batch_size, exact=args.exact))
     scores = engine.score(embedded.features, label_set, multi_label=args.multi_label,
                           templates=args.templates, quarters=quarters)
     rows = classify_rows(files, missing, embedded, scores, args.top_k, args.threshold)

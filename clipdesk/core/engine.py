@@ -59,7 +59,7 @@ class Engine:
         return embed_job(self.encoder, paths, self.cache, batch_size, exact, cancel)
 
     def quarters_job(self, paths: Sequence[Path], fallback: np.ndarray, batch_size: int = 32,
-                     cancel: CancelToken | None = None) -> Job[np.ndarray]:
+                     cancel: CancelToken | None = None, exact: bool = False) -> Job[np.ndarray]:
         """(N, 4, D) quarter-crop embeddings for multi-label scoring, aligned with `paths`.
 
         `fallback` holds the whole-image vectors (N, D): a file whose crops cannot be made (it
@@ -69,7 +69,7 @@ class Engine:
         quarters = np.repeat(fallback[:, None, :], 4, axis=1) if len(fallback) else np.zeros((0, 4, 0), np.float32)
         if not len(paths):
             return quarters
-        result = yield from embed_job(self.encoder, paths, self.cache, max(1, batch_size // 4),
+        result = yield from embed_job(self.encoder, paths, self.cache, max(1, batch_size // 4), exact,
                                       cancel=cancel, views="quarters")
         rows = {Path(path): row for row, path in enumerate(paths)}
         for path, vectors in zip(result.paths, result.features):

@@ -106,12 +106,12 @@ class Decoder:
     preprocess: object
     draft_size: int | None
     shape: tuple[int, ...]
-    quarters_draft: int | None = None  # set: also the quarters, from a decode at this draft size
+    quarters_draft: int | None = None  # set: also the quarters, from a decode at this draft size (0: full)
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
         pixels = np.zeros((len(paths), *self.shape), np.float32)
-        quarters = np.zeros((len(paths), 4, *self.shape), np.float32) if self.quarters_draft else None
+        quarters = np.zeros((len(paths), 4, *self.shape), np.float32) if self.quarters_draft is not None else None
         digests, errors = [], []
         for row, path in enumerate(paths):
             digest, error = "", ""
@@ -135,10 +135,10 @@ class Decoder:
         return out
 
     def _quarters(self, image, data: bytes, path: str) -> np.ndarray:
-        """Core's quarter crops (Engine.quarters_job), cut from its draft decode even with --exact."""
+        """Core's quarter crops (Engine.quarters_job), cut from the same decode as the whole image."""
         from ..core.multilabel import quarter_crops
 
-        if self.draft_size != self.quarters_draft:
+        if (self.draft_size or 0) != self.quarters_draft:
             image = _decode(data, path, self.quarters_draft)
         return np.stack([np.asarray(self.preprocess(crop), np.float32) for crop in quarter_crops(image)])
 
@@ -366,7 +366,8 @@ def _decoder(engine, options: IndexOptions, quarters: bool = False) -> Decoder:
     preprocess = thread_friendly(loaded.preprocess)
     probe = np.asarray(preprocess(Image.new("RGB", (8, 8))), np.float32)
     draft = 2 * loaded.image_size  # core's draft decode: never below twice the model's input
-    return Decoder(preprocess, None if options.exact else draft, probe.shape, draft if quarters else None)
+    size = 0 if options.exact else draft
+    return Decoder(preprocess, size or None, probe.shape, size if quarters else None)
 
 
 def _local_shards(engine, plans: list[sh.ShardPlan], options: IndexOptions, quarters: bool = False) -> Iterator[tuple]:
