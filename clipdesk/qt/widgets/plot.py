@@ -56,12 +56,12 @@ def format_tick(value: float, step: float) -> str:
     if value == 0:
         return "0"
     size, step = abs(value), abs(step) or abs(value)
-    if 10_000 <= size < 1e7 and step >= 100:
+    if 10_000 <= size < 1e6 and step >= 100:
         return f"{value / 1000:.{max(_decimals(step / 1000), _decimals(value / 1000))}f}" + "k"
     if 1e-3 <= size < 1e5 and step >= 1e-3:
         return f"{value:.{max(_decimals(step), min(_decimals(value), 3))}f}"
     scale = 10.0 ** math.floor(math.log10(size) + 1e-9)  # the mantissa's unit
-    mantissa = f"{value / scale:.{min(3, max(_decimals(step / scale), _decimals(value / scale)))}f}"
+    mantissa = f"{value / scale:.{min(3, _decimals(value / scale))}f}"  # a multiple of step: exact
     return f"{mantissa}e{round(math.log10(scale))}"
 
 
@@ -188,8 +188,10 @@ class TrainingPlot(QWidget):
         top = area.bottom() + line / 2 + PAD  # below the lowest y label
         caption = TickLabel("step" if self.loss else "epoch", QRectF(0, top, area.left() - PAD, line),
                             None, Qt.AlignmentFlag.AlignRight)
+        whole = all(float(x).is_integer() for x, _ in self._x_series())  # steps, epochs: no "1.5"
         for count in (8, 6, 5, 4, 3, 2):
-            ticks = [t for t in nice_ticks(low, high, count) if low - 1e-9 <= t <= high + 1e-9] or [low, high]
+            ticks = [t for t in nice_ticks(low, high, count) if low - 1e-9 <= t <= high + 1e-9
+                     and (not whole or float(t).is_integer())] or [low, high]
             step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
             labels = []
             for value in ticks:
