@@ -528,35 +528,49 @@ def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates
 def regions_job(engine, paths: Sequence[Path], vectors: Sequence[np.ndarray], labels: Sequence[str],
                 templates: str, batch_size: int = 32, cancel=None):
     """Multi-label turned on over images already embedded: embed only their quarter crops (the
-    whole-image vectors are given) and re-score them batch by batch; payloads are ScoredBatches.
+    whole-image vectors are given) and re-score them; payloads are ScoredBatches.
 
-    One quarters job for the whole chunk, so decoding runs ahead of the encoder across batches.
+    One quarters job for the whole chunk, so decoding runs ahead across batches. Its encoder
+    batches hold batch_size crops (a quarter of the files, and Cancel lands within one); results
+    go to the window every batch_size files, like classification's, not four times as often.
     """
-    from .jobs import Progress
-
     label_set = engine.label_set(list(labels), templates) if labels else None
-    names = label_set.names if label_set is not None else []
     paths = list(paths)
     features = np.stack([np.asarray(v, np.float32) for v in vectors]) if paths else np.zeros((0, 0), np.float32)
     rows = {path: i for i, path in enumerate(paths)}
     job = engine.quarters_job(paths, fallback=features, batch_size=batch_size, cancel=cancel)
+    landed: list[tuple[int, np.ndarray | None]] = []
+    done = 0
     while True:
         try:
             progress = next(job)
         except StopIteration:
+            progress = None
+        if progress is not None:
+            landed += [(rows[path], q) for path, q, _ in progress.payload or ()]
+        if landed and (progress is None or len(landed) >= batch_size):
+            done += len(landed)
+            yield _regions_batch(engine, paths, features, landed, label_set, templates, done)
+            landed = []
+        if progress is None:
             return len(paths)
-        if not progress.payload:
-            continue
-        index = [rows[path] for path, _, _ in progress.payload]
-        quarters = np.stack([np.asarray(q, np.float32).reshape(4, -1) if q is not None
-                             else np.repeat(features[i][None], 4, axis=0)
-                             for i, (_, q, _) in zip(index, progress.payload)])
-        probs = None
-        if label_set is not None:
-            probs = engine.score(features[index], label_set, True, templates, quarters=quarters).probs
-        batch = [(paths[i], features[i], "") for i in index]
-        yield Progress(progress.done, len(paths), "Scoring regions for multi-label", progress.unit,
-                       progress.started, ScoredBatch(batch, probs, names, quarters))
+
+
+def _regions_batch(engine, paths, features, landed, label_set, templates, done: int):
+    """Progress carrying the ScoredBatch of `landed` (row, quarters or None when cropping failed:
+    the whole vector four times, i.e. whole-image scoring)."""
+    from .jobs import Progress
+
+    index = [i for i, _ in landed]
+    quarters = np.stack([np.asarray(q, np.float32).reshape(4, -1) if q is not None
+                         else np.repeat(features[i][None], 4, axis=0) for i, q in landed])
+    probs, names = None, []
+    if label_set is not None:
+        probs = engine.score(features[index], label_set, True, templates, quarters=quarters).probs
+        names = label_set.names
+    batch = [(paths[i], features[i], "") for i in index]
+    return Progress(done, len(paths), "Scoring regions for multi-label", "img",
+                    payload=ScoredBatch(batch, probs, names, quarters))
 
 
 def _score_batch(engine, good: list[tuple[Path, np.ndarray]], label_set, templates: str,
