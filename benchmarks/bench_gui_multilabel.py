@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     os.environ["CLIPDESK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="bench-ml-config-")  # no saved list
     os.environ["CLIPDESK_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-ml-cache-")  # cold cache
     for n in args.images:
+        # Each size starts with an empty window: the previous window saved its image list on close.
+        (Path(os.environ["CLIPDESK_CONFIG_DIR"]) / "images.json").unlink(missing_ok=True)
         folder = make_images(Path(tempfile.gettempdir()) / f"clipdesk-bench-gui-{n}", n)
         result = phases(folder, n)
         print(f"\n{n} images (demo model, cpu)")
