@@ -105,6 +105,7 @@ class ClassifyController(QObject):
                 window._refresh_counts()
                 if not window._message_timer.isActive():  # a timed message (a failed load) stays up
                     window._idle_message()
+                    self._mention_regions()
                 window.idle.emit()
 
     def _start_regions(self) -> bool:
@@ -123,6 +124,14 @@ class ClassifyController(QObject):
         else:
             self._start(regions[:self.chunk_size()], len(regions), regions=True)
         return True
+
+    def _mention_regions(self) -> None:
+        """Paused with crops still to compute: "2000 of 2000 classified" must not read as done."""
+        waiting = len(self.session.region_pending()) if self.paused else 0
+        if waiting:
+            text = self.window.status_label.text().rstrip(".")
+            self.window.show_message(f"{text}; {waiting} not yet scored for multi-label "
+                                     "(File › Classify pending images).")
 
     def chunk_size(self) -> int:
         rate = self.run.rate() if self.run else 0.0

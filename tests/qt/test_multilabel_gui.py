@@ -159,6 +159,11 @@ def test_cancel_during_the_region_pass_and_resume(qtbot, demo_window, demo_engin
     assert any(text.startswith("Scoring regions for multi-label") for text in messages)
     # Meanwhile every image has a score: whole-image ones where no quarters were computed yet.
     assert all(item.probs is not None for item in window.session.items)
+    window.session.add_label("grey ring")  # an edit while paused re-scores; the status still says
+    qtbot.waitUntil(lambda: window.session.score_labels == [*NAMES, "grey ring"]  # what is left
+                    and "not yet scored for multi-label" in window.status_label.text(), timeout=10000)
+    assert window._classify_task is None and window.session.region_pending()
+    window.session.remove_label(len(NAMES))
 
     window.classify_action.trigger()  # File › Classify pending images resumes the pass
     wait_idle(qtbot, window)
