@@ -1,6 +1,7 @@
 """Take the README screenshot: the real window on the demo model with images and results showing.
 
     xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot.png
+    xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_multilabel.png --multi-label
 
 Images are generated (coloured shapes the demo model was trained on), so the picture is
 reproducible; user folders are redirected to a temporary directory.
@@ -40,8 +41,38 @@ def make_images(folder: Path, n: int = 18) -> list[Path]:
     return paths
 
 
+def make_pairs(folder: Path, n: int = 15) -> list[Path]:
+    """Two shapes of the labels' world in each picture (multi-label), named after them."""
+    import numpy as np
+
+    from training.synthetic import render, sample_scene
+
+    rng = np.random.default_rng(11)
+    pairs = [tuple(label.split()) for label in MULTI_LABELS]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        scene = sample_scene(rng, pairs=pairs, n_objects=2 if i % 5 else 1)
+        name = "+".join(f"{c}-{s}" for c, s in scene.pairs)
+        paths.append(folder / f"{i:02d}-{name}.png")
+        render(scene, 192).save(paths[-1])
+    return paths
+
+
+LABELS = ["red circle", "blue square", "green triangle", "yellow star", "purple heart", "orange ring"]
+MULTI_LABELS = ["red circle", "blue square", "green triangle", "yellow star", "white cross", "orange ring"]
+
+
+def wait(app, done, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        app.processEvents()
+        time.sleep(0.02)
+
+
 def main(argv: list[str]) -> int:
-    out = Path(argv[0] if argv else ROOT / "docs" / "screenshot.png")
+    names = [arg for arg in argv if not arg.startswith("--")]
+    out = Path(names[0] if names else ROOT / "docs" / "screenshot.png")
     tmp = Path(tempfile.mkdtemp(prefix="clipdesk-shot-"))
     for name in ("CACHE", "CONFIG", "DATA"):
         os.environ[f"CLIPDESK_{name}_DIR"] = str(tmp / name.lower())
@@ -53,32 +84,29 @@ def main(argv: list[str]) -> int:
 
     app = QApplication([])
     app.setStyle("Fusion")
-    images = make_images(tmp / "shapes")
+    multi = "--multi-label" in argv
+    images = make_pairs(tmp / "shapes") if multi else make_images(tmp / "shapes")
     settings = Settings.load()
-    settings["labels"] = ["red circle", "blue square", "green triangle", "yellow star",
-                          "purple heart | violet heart", "orange ring"]
+    settings["labels"] = MULTI_LABELS if multi else LABELS
     window = MainWindow(ModelChoice("clipdesk-demo", "demo", "cpu", "torch"), settings)
     window.resize(1400, 860)  # the width issue 15 saw a column left unused at
     window.show()
     window.add_paths([tmp / "shapes"])
     done = []
     window.idle.connect(lambda: done.append(1))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (done and len(window.session) == len(images) + 1
-                                               and not window.thumbnails.busy()):
-        app.processEvents()
-        time.sleep(0.02)
-    window.image_view.setCurrentIndex(window.grid_proxy.index(3, 0))
-    window.similar_action.trigger()  # the ranked view, with its "Similar to … ✕" chip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not window.session.search_query:
-        app.processEvents()
-        time.sleep(0.02)
-    window.image_view.setCurrentIndex(window.grid_proxy.index(0, 0))
-    end = time.monotonic() + 2
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+    expected = len(images) + (0 if multi else 1)
+    wait(app, lambda: done and len(window.session) == expected and not window.thumbnails.busy(), 120)
+    if multi:  # tick the box as a user would; the quarters are then embedded as pending work
+        window.label_editor.multi_label.click()
+        wait(app, lambda: window.session.multi_label and not window.session.region_pending()
+             and window.classifier.task is None, 120)
+        window.image_view.setCurrentIndex(window.grid_proxy.index(1, 0))
+    else:
+        window.image_view.setCurrentIndex(window.grid_proxy.index(3, 0))
+        window.similar_action.trigger()  # the ranked view, with its "Similar to … ✕" chip
+        wait(app, lambda: window.session.search_query, 60)
+        window.image_view.setCurrentIndex(window.grid_proxy.index(0, 0))
+    wait(app, lambda: False, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(out))
     print(f"saved {out} ({len(window.session)} images, status: {window.status_label.text()})")
