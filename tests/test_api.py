@@ -79,8 +79,7 @@ def test_scores_equal_the_cli(clf, folder, multi_label):
     extra = ["--multi-label"] if multi_label else []
     rows = cli_json("classify", folder, folder / "missing.png", "--model", "demo", "--labels",
                     ",".join(LABELS), "--backend", "torch", "--device", "cpu", *extra)
-    results = clf.classify([folder, folder / "missing.png"], LABELS, templates="photo",
-                           multi_label=multi_label)
+    results = clf.classify([folder, folder / "missing.png"], LABELS, multi_label=multi_label)  # both: model's prompts
     by_path = {row["path"]: row for row in rows}
     assert sorted(by_path) == sorted(r.path for r in results)  # same files, errors included
     for result in results:

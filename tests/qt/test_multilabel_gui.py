@@ -67,6 +67,17 @@ def click_multi_label(qtbot, window) -> None:
     assert box.isChecked() != before and window.session.multi_label == box.isChecked()
 
 
+def multi_label_window(qtbot, demo_window, folder, n_two: int):
+    """A demo window with two-shape pictures added and multi-label ticked before they land."""
+    paths, _ = make_pictures(folder, n_two=n_two)
+    window = demo_window()
+    window.session.set_labels(NAMES)
+    window.add_paths(paths)
+    click_multi_label(qtbot, window)
+    wait_idle(qtbot, window, len(paths))
+    return window, paths
+
+
 def independent_scores(engine, paths, labels, templates):
     """Whole-image vectors, quarter crops and global-local scores, computed without the window."""
     embedded = run_job(engine.embed_job(paths, batch_size=4))
@@ -108,12 +119,7 @@ def test_two_shape_pictures_get_both_labels(qtbot, demo_window, demo_engine, tmp
 
 
 def test_turning_multi_label_off_keeps_the_quarters(qtbot, demo_window, tmp_path, monkeypatch):
-    paths, _ = make_pictures(tmp_path / "pictures", n_two=6)
-    window = demo_window()
-    window.session.set_labels(NAMES)
-    window.add_paths(paths)
-    click_multi_label(qtbot, window)
-    wait_idle(qtbot, window, len(paths))
+    window, paths = multi_label_window(qtbot, demo_window, tmp_path / "pictures", n_two=6)
     kept = {item.path: item.quarters for item in window.session.items}
     probs = {item.path: item.probs for item in window.session.items}
     assert all(q is not None and q.shape[0] == 4 for q in kept.values())
@@ -174,12 +180,7 @@ def test_cancel_during_the_region_pass_and_resume(qtbot, demo_window, demo_engin
 
 
 def test_a_model_switch_drops_the_quarters(qtbot, demo_window, tmp_path):
-    paths, _ = make_pictures(tmp_path / "pictures", n_two=4)
-    window = demo_window()
-    window.session.set_labels(NAMES)
-    window.add_paths(paths)
-    click_multi_label(qtbot, window)
-    wait_idle(qtbot, window, len(paths))
+    window, paths = multi_label_window(qtbot, demo_window, tmp_path / "pictures", n_two=4)
     demo_dim = window.session.items[0].vector.shape[0]
     with qtbot.waitSignal(window.model_loaded, timeout=60000):
         window.load_model(*TINY)
