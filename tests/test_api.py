@@ -287,3 +287,15 @@ def test_missing_labels_or_query_are_one_sentence_label_errors():
     for query in (None, "", "   "):
         with pytest.raises(clipdesk.LabelError, match="search needs a query"):
             clf.search(query, image)
+
+
+def test_multi_label_threshold_decides_which_labels_are_present(clf):
+    images = clipdesk.demo_images()[:3]
+    strict = clf.classify(images, LABELS, multi_label=True, threshold=1.0)
+    loose = clf.classify(images, LABELS, multi_label=True, threshold=1e-12)
+    for one, many in zip(strict, loose):
+        assert one.labels == [one.label]  # only the best label scores 1
+        assert many.labels == [name for name, p in sorted(many.scores.items(), key=lambda kv: -kv[1])
+                               if p >= 1e-12]
+        assert len(many.labels) > 1
+    assert clf.classify(images, LABELS)[0].labels is None  # single-label: no list
