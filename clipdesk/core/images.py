@@ -171,7 +171,17 @@ def _walk(folder: Path, errors: dict[Path, str] | None = None,
     """Image files under `folder`; `skipped` counts, per suffix, the files no decoder can open."""
     results = []
     supported = supported_suffixes()
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(error: OSError) -> None:  # os.walk would skip the folder without a word
+        where = Path(error.filename or folder).absolute()
+        reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+        message = f"{where}: folder could not be read ({reason}); the images in it were not added."
+        if errors is None:
+            log.warning(message)
+        else:
+            errors[where] = message
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             suffix = Path(name).suffix.lower()
