@@ -335,9 +335,12 @@ _OPEN_ATTEMPTS = 6
 
 
 def _is_transient(problem: str, seconds: float) -> bool:
-    """An I/O error, or a lock refused at once (not after the busy timeout), while opening."""
+    """An I/O error, a file that vanished while it was being opened (another opener moved it
+    aside or removed its WAL), or a lock refused at once (not after the busy timeout). A cache
+    that cannot be opened for good (a read-only folder) still ends disabled, ≈ 0.3 s later."""
     text = problem.lower()
-    return "disk i/o error" in text or ("locked" in text and seconds < 1.0)
+    return ("disk i/o error" in text or "unable to open database file" in text
+            or ("locked" in text and seconds < 1.0))
 
 
 def _is_locked(error: sqlite3.Error) -> bool:
