@@ -85,6 +85,7 @@ class EmbeddingCache:
     # -- opening, with repair -------------------------------------------------------------------
     def _open(self) -> None:
         repaired = False
+        deadline = time.monotonic() + _RACE_WINDOW_S
         for attempt in range(_OPEN_ATTEMPTS):
             started = time.monotonic()
             try:
@@ -100,11 +101,13 @@ class EmbeddingCache:
                 problem, repairable = str(mismatch), True
             except OSError as error:
                 problem, repairable = str(error.strerror or error), False
-            if attempt + 1 < _OPEN_ATTEMPTS and (
-                    repaired or _is_transient(problem, time.monotonic() - started)):
+            if attempt + 1 < _OPEN_ATTEMPTS and time.monotonic() < deadline and (
+                    repaired or (_is_transient(problem, time.monotonic() - started)
+                                 and os.access(self.path.parent, os.W_OK))):
                 # Another opener is repairing or creating the same file right now (its rename or
-                # schema write made ours fail at once): wait a moment and open again.
-                time.sleep(0.02 * (attempt + 1))
+                # schema write made ours fail at once): wait a moment and open again. On a
+                # loaded machine that other opener may need a while, hence a window, not a count.
+                time.sleep(min(0.2, 0.02 * (attempt + 1)))
                 continue
             if not repairable or repaired:
                 self._disable(problem)
@@ -331,13 +334,14 @@ def _env_float(name: str, default: float) -> float:
     return value if 0 <= value < 1e6 else default
 
 
-_OPEN_ATTEMPTS = 6
+_OPEN_ATTEMPTS = 30
+_RACE_WINDOW_S = 3.0  # how long an opener waits out another one's repair before giving up
 
 
 def _is_transient(problem: str, seconds: float) -> bool:
     """An I/O error, a file that vanished while it was being opened (another opener moved it
-    aside or removed its WAL), or a lock refused at once (not after the busy timeout). A cache
-    that cannot be opened for good (a read-only folder) still ends disabled, ≈ 0.3 s later."""
+    aside or removed its WAL), or a lock refused at once (not after the busy timeout). `_open`
+    retries these only while the folder is writable: a read-only cache is disabled at once."""
     text = problem.lower()
     return ("disk i/o error" in text or "unable to open database file" in text
             or ("locked" in text and seconds < 1.0))
