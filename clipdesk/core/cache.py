@@ -143,6 +143,13 @@ class EmbeddingCache:
     def _move_aside(self, reason: str) -> str:
         """Rename the broken file (and its WAL/SHM) to `<name>.broken-<time>`, to rebuild afresh."""
         self.close()
+        # One mover at a time in this process: between another thread's "is it still the broken
+        # file?" and its rename, this thread could otherwise rebuild a fresh cache that the other
+        # then moves aside (and its WAL removed under an open connection: "disk I/O error").
+        with _MOVE_ASIDE_LOCK:
+            return self._move_aside_locked(reason)
+
+    def _move_aside_locked(self, reason: str) -> str:
         seen = getattr(self, "_seen", None)
         if seen is not None and _file_id(self.path) != seen:
             return ""  # another process already replaced it with a fresh cache: just reopen
@@ -334,6 +341,7 @@ def _env_float(name: str, default: float) -> float:
     return value if 0 <= value < 1e6 else default
 
 
+_MOVE_ASIDE_LOCK = threading.Lock()
 _OPEN_ATTEMPTS = 30
 _RACE_WINDOW_S = 3.0  # how long an opener waits out another one's repair before giving up
 
