@@ -45,13 +45,19 @@ def test_images_are_classified_in_chunks_with_progress(qtbot, open_window, make_
     assert all(item.probs is not None and np.isclose(item.probs.sum(), 1.0) for item in window.session.items)
 
 
-def test_ctrl_r_resumes_after_cancel(qtbot, open_window, make_images, monkeypatch):
+def run_in_chunks_of_4(qtbot, open_window, images, monkeypatch):
+    """A window classifying `images` in chunks of 4 (batches of 2), once the first batch landed."""
     monkeypatch.setattr(classify_module, "CHUNK_MIN", 4)
     monkeypatch.setattr(classify_module, "CHUNK_MAX", 4)
     window = open_window(batch_size=2)
     window.session.set_labels(["cat", "dog"])
-    window.add_paths(make_images(16))
+    window.add_paths(images)
     qtbot.waitUntil(lambda: window.session.counts()["done"] > 0, timeout=30000)
+    return window
+
+
+def test_ctrl_r_resumes_after_cancel(qtbot, open_window, make_images, monkeypatch):
+    window = run_in_chunks_of_4(qtbot, open_window, make_images(16), monkeypatch)
     qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window._classify_task is None, timeout=20000)
     assert window.classifier.paused and window.session.pending_paths()
@@ -66,12 +72,7 @@ def test_ctrl_r_resumes_after_cancel(qtbot, open_window, make_images, monkeypatc
 
 
 def test_label_edit_during_a_run_is_served_between_chunks(qtbot, open_window, make_images, monkeypatch):
-    monkeypatch.setattr(classify_module, "CHUNK_MIN", 4)
-    monkeypatch.setattr(classify_module, "CHUNK_MAX", 4)
-    window = open_window(batch_size=2)
-    window.session.set_labels(["cat", "dog"])
-    window.add_paths(make_images(12))
-    qtbot.waitUntil(lambda: window.session.counts()["done"] > 0, timeout=30000)
+    window = run_in_chunks_of_4(qtbot, open_window, make_images(12), monkeypatch)
     window.session.add_label("bird")
     wait_idle(qtbot, window, 12)
     assert window.session.score_labels == ["cat", "dog", "bird"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
-from qt_helpers import wait_idle
+from qt_helpers import window_with_images
 
 from clipdesk import __version__
 
@@ -34,10 +34,8 @@ def test_icons_about_and_kept_warnings(qtbot, open_window):
 
 
 def test_right_click_menu_and_double_click(qtbot, open_window, make_images):
-    window = open_window()
     images = make_images(3)
-    window.add_paths(images)
-    wait_idle(qtbot, window, 3)
+    window = window_with_images(qtbot, open_window, images)
     view = window.image_view
     rect = view.visualRect(window.grid_proxy.index(1, 0))
     menu = window.grid_actions.show_menu(rect.center())

@@ -4,7 +4,7 @@ and the switch keeps the selection and the current image (real clicks and keys).
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
-from qt_helpers import wait_idle
+from qt_helpers import wait_idle, window_with_images
 
 from clipdesk.qt.widgets.image_grid import PATH_ROLE
 
@@ -20,10 +20,8 @@ def _selected_paths(window) -> set:
 
 
 def test_search_switches_to_the_proxy_and_back_keeping_the_selection(qtbot, open_window, make_images):
-    window = open_window()
     images = make_images(8)
-    window.add_paths(images)
-    wait_idle(qtbot, window, 8)
+    window = window_with_images(qtbot, open_window, images)
     view = window.image_view
     assert view.model() is window.image_model  # nothing ranked: the C++-side source, no Python proxy
     assert window.grid_proxy is window.image_model
@@ -52,11 +50,8 @@ def test_search_switches_to_the_proxy_and_back_keeping_the_selection(qtbot, open
 
 
 def test_filter_uses_the_proxy_and_ctrl_a_survives_the_round_trip(qtbot, open_window, make_images):
-    window = open_window()
     images = make_images(10)
-    window.session.set_labels(["cat", "dog"])
-    window.add_paths(images)
-    wait_idle(qtbot, window, 10)
+    window = window_with_images(qtbot, open_window, images, ["cat", "dog"])
     view = window.image_view
     label = window.session.decision(0).label
     expected = [item.path for row, item in enumerate(window.session.items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
-from qt_helpers import wait_idle
+from qt_helpers import wait_idle, window_with_images
 
 
 def test_ranked_state_shows_and_esc_or_chip_clears_it(qtbot, open_window, make_images):
@@ -66,11 +66,8 @@ def test_failed_model_switch_keeps_the_working_model(qtbot, open_window, make_im
 
 
 def test_side_panel_follows_the_selection_across_a_model_switch(qtbot, open_window, make_images):
-    window = open_window()
     images = make_images(3)
-    window.session.set_labels(["cat", "dog"])
-    window.add_paths(images)
-    wait_idle(qtbot, window, 3)
+    window = window_with_images(qtbot, open_window, images, ["cat", "dog"])
     window.image_view.setCurrentIndex(window.grid_proxy.index(1, 0))
     with qtbot.waitSignal(window.model_loaded, timeout=30000):
         window.reload_model()
