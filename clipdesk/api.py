@@ -433,13 +433,18 @@ class Classifier:
         out = np.repeat(features[:, None, :], 4, axis=1)
         if files:
             out[files] = quarters
-        for row, source in enumerate(sources):
-            if source.path is None:
-                check(cancel)
-                crops = [_Source(index=source.index, image=crop) for crop in quarter_crops(source.image)]
-                vectors = self._encode_memory(crops)
-                if all(vector is not None for vector in vectors):
-                    out[row] = np.stack(vectors)
+        memory = [row for row, source in enumerate(sources) if source.path is None]
+        per_call = max(1, self.batch_size // 4)  # one encoder call per batch of crops, not per image
+        for start in range(0, len(memory), per_call):
+            check(cancel)
+            rows = memory[start:start + per_call]
+            crops = [_Source(index=sources[row].index, image=crop)
+                     for row in rows for crop in quarter_crops(sources[row].image)]
+            vectors = self._encode_memory(crops)
+            for k, row in enumerate(rows):
+                four = vectors[4 * k:4 * k + 4]
+                if all(vector is not None for vector in four):  # else: whole-image scoring
+                    out[row] = np.stack(four)
         return out
 
     def _encode_memory(self, sources: list[_Source]) -> list[np.ndarray | None]:

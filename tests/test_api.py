@@ -299,3 +299,14 @@ def test_multi_label_threshold_decides_which_labels_are_present(clf):
                                if p >= 1e-12]
         assert len(many.labels) > 1
     assert clf.classify(images, LABELS)[0].labels is None  # single-label: no list
+
+
+def test_in_memory_images_get_the_same_multi_label_scores_as_their_files(clf, folder):
+    paths = [folder / "a.png", folder / "b.png"]
+    pictures = [Image.open(path).convert("RGB") for path in paths]
+    from_files = clf.classify(paths, LABELS, multi_label=True)
+    in_memory = clf.classify([pictures[0], paths[1], pictures[1]], LABELS, multi_label=True)  # mixed inputs
+    for got, want in zip(in_memory, [from_files[0], from_files[1], from_files[1]]):
+        assert got.labels == want.labels
+        for name in LABELS:
+            assert got.scores[name] == pytest.approx(want.scores[name], abs=1e-5)
