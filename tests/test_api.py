@@ -308,5 +308,5 @@ def test_in_memory_images_get_the_same_multi_label_scores_as_their_files(clf, fo
     in_memory = clf.classify([pictures[0], paths[1], pictures[1]], LABELS, multi_label=True)  # mixed inputs
     for got, want in zip(in_memory, [from_files[0], from_files[1], from_files[1]]):
         assert got.labels == want.labels
-        for name in LABELS:
-            assert got.scores[name] == pytest.approx(want.scores[name], abs=1e-5)
+        for name in LABELS:  # relative: the other labels' scores are ~1e-6, quarters change them ~10×
+            assert got.scores[name] == pytest.approx(want.scores[name], rel=1e-3, abs=1e-12)
