@@ -159,15 +159,18 @@ class EmbeddingCache:
             aside = self.path.with_name(f"{self.path.name}.broken-{stamp}{f'-{n}' if n else ''}")
             if not (aside.exists() or aside.is_symlink()):
                 break
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            pass  # another process moved it already
-        except OSError as error:
-            return f"{reason}, and it could not be moved aside ({error.strerror or error})"
+        # The broken file's WAL/SHM go first, while the name is still the broken file's: once it
+        # is renamed, another thread may create a fresh cache under the same name at once, and
+        # removing "its" -wal/-shm then would pull them from under that open connection.
         for suffix in ("-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
                 Path(f"{self.path}{suffix}").unlink()
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return ""  # another process moved it already
+        except OSError as error:
+            return f"{reason}, and it could not be moved aside ({error.strerror or error})"
         log.warning("The embedding cache %s was unusable (%s); it was moved to %s and is rebuilt.",
                     self.path, reason, aside.name)
         return ""
