@@ -41,10 +41,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def is_hidden(path: Path) -> bool:
-    return path.name.startswith(".")
-
-
 def find_images(paths: Iterable[str | os.PathLike],
                 skipped: Counter[str] | None = None) -> tuple[list[Path], dict[Path, str]]:
     """Expand files and folders (recursively, sorted, hidden entries skipped), without duplicates.

@@ -302,11 +302,6 @@ def demo_arch() -> str:
     return arch
 
 
-def real_arch(arch: str) -> str:
-    """`demo` → the demo model's architecture; anything else as given."""
-    return demo_arch() if arch.strip().lower() == "demo" else arch
-
-
 def resolve_source(arch: str | None, pretrained: str | None) -> tuple[str, str]:
     """(real architecture, pretrained) for what a user typed, before anything is loaded or written.
 
