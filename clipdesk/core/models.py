@@ -11,8 +11,10 @@ start (`onnx_start`) use this module without ever needing them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import hashlib
+import importlib.util
 import json
 import logging
 import sys
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import decoders
 from .atomic import atomic_write_text
 from .demo import demo_arch, demo_model_dir
 from .download import download_job
@@ -91,9 +94,6 @@ def preload_native(package: str) -> None:
     if package in sys.modules or sys.platform == "win32" or package not in _NATIVE:
         return
     try:
-        import ctypes
-        import importlib.util
-
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.origin:
             return
@@ -116,9 +116,7 @@ def _import_decoders_first() -> None:
     holding the GIL, and the window froze (its thumbnail threads import Pillow's, pillow-heif's
     and rawpy's extensions at just that moment). Imported first, they are already there."""
     with contextlib.suppress(Exception):
-        from .decoders import registry
-
-        registry()
+        decoders.registry()  # registering them imports their extensions
 
 
 _GC_LOCK = threading.Lock()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
+import string
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +88,6 @@ class ClipBpeTokenizer:
 
         text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
         if self.clean == "canonicalize":
-            import string
-
             text = text.replace("_", " ").translate(str.maketrans("", "", string.punctuation)).lower()
             return " ".join(text.split()).strip()
         text = " ".join(text.split()).strip()

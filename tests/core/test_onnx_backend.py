@@ -237,6 +237,18 @@ def test_lite_tokenizer_and_transform_match_open_clip(tiny_loaded):
         np.testing.assert_array_equal(preprocess(image), tiny_loaded.preprocess(image).numpy())
 
 
+@pytest.mark.parametrize("clean", ["lower", "whitespace", "canonicalize"])
+def test_lite_tokenizer_cleans_text_as_open_clip_does(clean):
+    """Each clean mode against open_clip's own SimpleTokenizer (the oracle), on text each mode
+    treats differently: case, runs of spaces, underscores and punctuation."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    texts = ["Hello_World, foo!", "A  Photo of a CAT.", "it's  42 dogs' toys;", "snake_case-name"]
+    ours = ClipBpeTokenizer(clean=clean)(texts)
+    assert np.array_equal(ours, SimpleTokenizer(clean=clean)(texts).numpy())
+    assert not np.array_equal(ours, ClipBpeTokenizer(clean="lower" if clean != "lower" else "canonicalize")(texts))
+
+
 def test_cached_export_serves_a_run_without_importing_torch(tiny_loaded, tiny_root, make_images):
     """A fresh process with the export cached: torch and open_clip never imported, same answer."""
     images = make_images(5, size=(90, 120))
