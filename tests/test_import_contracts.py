@@ -49,6 +49,9 @@ def test_every_contract_holds():
     ("clipdesk/core/atomic.py", "from .export import csv_cell", "no import circles among core's modules"),
     ("clipdesk/core/jobs.py", "from . import session", "no import circles among core's modules"),
     ("clipdesk/core/paths.py", "from .. import cli", "no import circles anywhere in clipdesk or training"),
+    ("clipdesk/core/paths.py", "from .. import console", "layers: each imports only those below it"),
+    ("training/common.py", "from clipdesk import api", "layers: each imports only those below it"),
+    ("clipdesk/qt/thumbnails.py", "from .. import api", "layers: each imports only those below it"),
 ])
 def test_a_planted_import_breaks_its_contract(tmp_path, module, statement, contract):
     root = copy_of_the_sources(tmp_path)
