@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .core.errors import Cancelled, ClipdeskError, ImageLoadError, LabelError, ModelLoadError
 from .core.jobs import CancelToken
+from .core.version import __version__
 
 if TYPE_CHECKING:
     from .api import (
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
         finetune,
         load,
     )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CancelToken", "Cancelled", "Classifier", "ClipdeskError", "ImageInput", "ImageLoadError",

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .strict_json import json_safe
+
 # Temporary names are `.<name>.<6 hex>.tmp`: training/checkpoint.py recognises what an
 # interrupted write leaves behind by that pattern.
 _TEMP_ATTEMPTS = 100
@@ -114,11 +116,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2
                       ensure_ascii: bool = False) -> None:
     """Strict JSON (RFC 8259, UTF-8) written atomically.
 
-    Passed through `export.json_safe` first: NaN/inf become null and text that is not valid
+    Passed through `strict_json.json_safe` first: NaN/inf become null and text that is not valid
     Unicode (a file name with undecodable bytes) becomes `\\xNN` text, so every JSON parser
     reads the file; a `path` field that is not UTF-8 gets an exact `path_bytes_b64` beside it.
     """
-    from .export import json_safe
-
     text = json.dumps(json_safe(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
     atomic_write_text(path, text + "\n")

@@ -44,19 +44,6 @@ def softmax_scores(features: np.ndarray, label_weights: np.ndarray, logit_scale:
     return Scores(labels, softmax(logit_scale * cosines), cosines)
 
 
-def independent_scores(features: np.ndarray, label_weights: np.ndarray, background: np.ndarray,
-                       logit_scale: float, labels: list[str]) -> Scores:
-    """Multi-label mode: each label on its own, as "this label" vs a generic photo.
-
-    sigmoid(scale·(cos_label − cos_background)) is the two-way CLIP softmax between the label's
-    prompt and a neutral prompt, so several labels can be near 1 for an image that holds several.
-    """
-    cosines = features @ label_weights.T
-    baseline = features @ background.reshape(-1, 1)
-    probs = 1.0 / (1.0 + np.exp(-logit_scale * (cosines - baseline)))
-    return Scores(labels, probs, cosines, multi_label=True)
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     if logits.shape[-1] == 0:
         return logits

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .metadata import read_metadata
 from .paths import resources_dir
 
 # (colour, shape) of each sample image: seen combinations, then four held out of training.
@@ -27,9 +28,15 @@ def demo_model_dir() -> Path:
 
 
 def demo_metadata() -> dict:
-    from .models import read_metadata
-
     return read_metadata(demo_model_dir())  # checked: a dict with the right types, or one sentence
+
+
+def demo_arch() -> str:
+    """The real architecture behind the `demo` alias (what a fine-tune of it must record)."""
+    arch = demo_metadata().get("architecture")
+    if not arch:
+        raise ModelLoadError("The demo model's metadata.json names no architecture; reinstall clipdesk.")
+    return arch
 
 
 def demo_labels(limit: int | None = None) -> list[str]:

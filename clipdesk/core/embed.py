@@ -149,7 +149,7 @@ def embed_job(
             for future in pending:
                 future.cancel()
     # With no vector at all (every file failed) keep the width, so scoring gives (0, labels).
-    dim = vectors[0].shape[-1] if vectors else _output_dim(encoder)
+    dim = vectors[0].shape[-1] if vectors else output_dim(encoder)
     empty_shape = (0, 4, dim) if views == "quarters" else (0, dim)
     result.features = np.stack(vectors).astype(np.float32) if vectors else np.zeros(empty_shape, np.float32)
     return result
@@ -160,7 +160,8 @@ def _unflatten(vector: np.ndarray, views: str) -> np.ndarray:
     return vector.reshape(4, -1) if views == "quarters" else vector
 
 
-def _output_dim(encoder) -> int:
+def output_dim(encoder: Encoder) -> int:
+    """The width of the encoder's image embeddings (what a head or an index must match)."""
     known = getattr(encoder, "embed_dim", 0)  # ONNX: from the export, without building torch
     return int(known or getattr(encoder.loaded.model.visual, "output_dim", 0))
 

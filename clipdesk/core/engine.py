@@ -16,7 +16,7 @@ import numpy as np
 from .backends import Encoder
 from .cache import EmbeddingCache
 from .classify import Scores, rank, softmax_scores
-from .embed import EmbedResult, embed_job
+from .embed import EmbedResult, embed_job, output_dim
 from .errors import LabelError
 from .jobs import CancelToken, Job
 from .prompts import DEFAULT_TEMPLATES, Label, clean_labels, template_set
@@ -45,9 +45,7 @@ class Engine:
         self.text_encodes = 0  # labels that went through the text encoder (tests count it)
         head = getattr(getattr(encoder, "loaded", None), "head", None)
         if head is not None and hasattr(head, "check_dim"):  # a head for another model: refuse now
-            from .embed import _output_dim
-
-            head.check_dim(_output_dim(encoder), getattr(encoder.loaded, "pretrained", ""))
+            head.check_dim(output_dim(encoder), getattr(encoder.loaded, "pretrained", ""))
 
     @property
     def loaded(self):
@@ -202,7 +200,7 @@ def open_engine_job(arch: str, pretrained: str, device: str = "auto", backend: s
     from .models import load_model_job
 
     if backend not in ("torch", None, ""):  # a cached ONNX export starts without torch
-        from .onnx_backend import open_exported_job
+        from .onnx_start import open_exported_job
 
         encoder = yield from open_exported_job(arch, pretrained, device, backend, precision, cancel)
         if encoder is not None:

@@ -22,7 +22,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from . import decoders
 from .errors import ImageLoadError
-from .safeio import is_regular_file
+from .safeio import is_regular_file, read_bytes_guarded
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,6 @@ def __getattr__(name: str):
     if name == "IMAGE_SUFFIXES":  # computed on first use: registering decoders is not import work
         return supported_suffixes()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def is_hidden(path: Path) -> bool:
-    return path.name.startswith(".")
 
 
 def find_images(paths: Iterable[str | os.PathLike],
@@ -202,8 +198,6 @@ def _walk(folder: Path, errors: dict[Path, str] | None = None,
 
 def read_bytes(path: Path) -> bytes:
     """Through the one file guard: a FIFO, a device or a link to /dev/zero is refused, not read."""
-    from .safeio import read_bytes_guarded
-
     data = read_bytes_guarded(path, "image")
     if not data:
         raise ImageLoadError(f"{path}: empty file (0 bytes).")
@@ -297,7 +291,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        import numpy as np
+        import numpy as np  # only 16-bit and float images need it; importing this module does not
 
         array = np.asarray(image, dtype=np.float32)
         peak = float(array.max()) or 1.0

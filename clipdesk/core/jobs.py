@@ -33,12 +33,6 @@ class Progress:
         elapsed = time.monotonic() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
-    @property
-    def eta_seconds(self) -> float | None:
-        if not self.total or self.rate <= 0:
-            return None
-        return max(0.0, (self.total - self.done) / self.rate)
-
 
 class CancelToken:
     """A thread-safe flag; jobs call `check()` between batches so cancel lands within one batch."""

@@ -2,30 +2,43 @@
 
 A model's `identity` names its weights (not its path), so caches keyed by it stay valid when a
 checkpoint moves and never mix two different sets of weights.
+
+torch, open_clip and safetensors are imported inside the functions that use them, on purpose:
+they cost about a second to import, and `clipdesk --help`, the catalog and the torch-free ONNX
+start (`onnx_start`) use this module without ever needing them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import hashlib
+import importlib.util
 import json
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import decoders
+from .atomic import atomic_write_text
+from .demo import demo_arch, demo_model_dir
+from .download import download_job
 from .errors import ModelLoadError
-from .jobs import CancelToken, Job, Progress
-from .paths import resources_dir
+from .heads import load_head
+from .jobs import CancelToken, Job, Progress, run_job
+from .metadata import METADATA_FILE, read_metadata
+from .paths import cache_dir, resources_dir
+from .safeio import check_regular, read_json_or_none
 
 DEFAULT_ARCH = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
 TINY_ARCH = "clipdesk-tiny"
 RANDOM_SEED = 0  # `pretrained=none` is seeded so that caches and tests see the same weights
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
-METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -64,7 +77,7 @@ class LoadedModel:
 
     @property
     def display_name(self) -> str:
-        return f"{self.arch} ({Path(self.pretrained).name if _is_path(self.pretrained) else self.pretrained})"
+        return f"{self.arch} ({Path(self.pretrained).name if is_path(self.pretrained) else self.pretrained})"
 
 
 _NATIVE = {"torch": ("lib/libc10.so", "lib/libtorch_cpu.so", "lib/libtorch.so", "lib/libtorch_python.so"),
@@ -78,14 +91,9 @@ def preload_native(package: str) -> None:
     froze the window while the worker thread loaded a model. A ctypes *call* of libc's `dlopen`
     releases the GIL, and the import that follows finds the libraries already loaded. Linux and
     macOS only; anything unexpected is ignored (the import then simply does the work itself)."""
-    import sys
-
     if package in sys.modules or sys.platform == "win32" or package not in _NATIVE:
         return
     try:
-        import ctypes
-        import importlib.util
-
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.origin:
             return
@@ -108,9 +116,7 @@ def _import_decoders_first() -> None:
     holding the GIL, and the window froze (its thumbnail threads import Pillow's, pillow-heif's
     and rawpy's extensions at just that moment). Imported first, they are already there."""
     with contextlib.suppress(Exception):
-        from .decoders import registry
-
-        registry()
+        decoders.registry()  # registering them imports their extensions
 
 
 _GC_LOCK = threading.Lock()
@@ -128,8 +134,6 @@ def gc_paused():
     model. A load that imported many modules ends with `gc.freeze()`: those objects (modules,
     classes, functions) live as long as the process, so later collections skip them too. A
     model swap imports nothing new and freezes nothing (an old model's cycles stay collectable)."""
-    import sys
-
     with _GC_LOCK:
         if _GC_STATE["depth"] == 0:
             _GC_STATE.update(enabled=gc.isenabled(), modules=len(sys.modules))
@@ -148,6 +152,7 @@ def gc_paused():
 
 
 _REGISTRY_LOCK = threading.Lock()  # open_clip's rescan empties its config table for a moment
+_REGISTERED: set[Path] = set()  # config folders given to open_clip (its own list is private)
 
 
 def register_configs() -> None:
@@ -155,12 +160,12 @@ def register_configs() -> None:
     the window's catalog and model load may both get here first)."""
     preload_native("torch")  # the GUI loads models on a worker thread: keep the window live
     import open_clip
-    from open_clip.factory import _MODEL_CONFIG_PATHS
 
     folder = resources_dir() / "model_configs"
     with _REGISTRY_LOCK:
-        if folder not in _MODEL_CONFIG_PATHS:
+        if folder not in _REGISTERED:
             open_clip.add_model_config(folder)
+            _REGISTERED.add(folder)
 
 
 def list_architectures() -> list[str]:
@@ -198,14 +203,13 @@ def resolve_device(name: str = "auto"):
     return torch.device("cuda" if name == "gpu" else name)
 
 
-def _is_path(pretrained: str) -> bool:
+def is_path(pretrained: str) -> bool:
     return bool(pretrained) and (Path(pretrained).exists() or any(
         pretrained.endswith(s) for s in CHECKPOINT_SUFFIXES) or "/" in pretrained or "\\" in pretrained)
 
 
 IDENTITY_MEMO = "identities.json"  # in the cache folder: path -> (size, mtime_ns, digest)
 MEMO_LIMIT = 512
-METADATA_LIMIT = 1 << 20  # a metadata.json is a few KB; never read gigabytes (a link to /dev/zero)
 
 
 def file_fingerprint(path: Path) -> str:
@@ -230,83 +234,21 @@ def file_fingerprint(path: Path) -> str:
 
 
 def _memo_path() -> Path:
-    from .paths import cache_dir
-
     return cache_dir() / IDENTITY_MEMO
 
 
 def _read_memo() -> dict:
-    from .safeio import read_json_or_none
-
     memo = read_json_or_none(_memo_path())  # garbage, a FIFO or /dev/zero: re-hash, never hang
     return memo if isinstance(memo, dict) else {}
 
 
 def _write_memo(memo: dict) -> None:
     """Atomic and best effort: a lost race or a read-only cache only costs a re-hash later."""
-    from .atomic import atomic_write_text
-
     with contextlib.suppress(OSError):
         atomic_write_text(_memo_path(), json.dumps(dict(list(memo.items())[-MEMO_LIMIT:])))
 
 
-def read_metadata(folder: Path) -> dict:
-    """A model folder's metadata.json, checked: a dict whose known keys have the right types."""
-    path = Path(folder) / METADATA_FILE
-    try:
-        if not path.is_file():
-            raise OSError("missing or not a regular file")
-        if path.stat().st_size > METADATA_LIMIT:
-            raise ValueError(f"larger than {METADATA_LIMIT >> 10} KB")
-        with open(path, "rb") as handle:  # utf-8-sig: a file saved by Windows Notepad starts with a BOM
-            metadata = json.loads(handle.read(METADATA_LIMIT + 1).decode("utf-8-sig"))
-    except RecursionError as error:
-        raise ModelLoadError(f"{path} nests too deeply to be a model's metadata.") from error
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{folder} has no readable {METADATA_FILE} ({_short(error)}).") from error
-    return check_metadata(metadata, path)
-
-
-_METADATA_TYPES = {"architecture": str, "base_pretrained": (str, type(None)), "class_names": list,
-                   "templates": (str, type(None)), "head": (dict, type(None)), "method": (str, type(None))}
-
-
-def check_metadata(metadata: Any, path: Path) -> dict:
-    """One sentence naming the file and the field, instead of a traceback later."""
-    if not isinstance(metadata, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, not {type(metadata).__name__}.")
-    for key, kind in _METADATA_TYPES.items():
-        if key in metadata and not isinstance(metadata[key], kind):
-            raise ModelLoadError(f"{path}: '{key}' has the wrong type ({type(metadata[key]).__name__}).")
-    names = metadata.get("class_names", [])
-    if not all(isinstance(name, str) and name.strip() for name in names):
-        raise ModelLoadError(f"{path}: 'class_names' must be a list of non-empty strings.")
-    if "architecture" in metadata and not metadata["architecture"].strip():
-        raise ModelLoadError(f"{path}: 'architecture' is empty.")
-    return metadata
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:160] if text else type(error).__name__
-
-
 # -- which model a (--model, --pretrained) pair means -------------------------------------------------
-def demo_arch() -> str:
-    """The real architecture behind the `demo` alias (what a fine-tune of it must record)."""
-    from .demo import demo_model_dir
-
-    arch = read_metadata(demo_model_dir()).get("architecture")
-    if not arch:
-        raise ModelLoadError("The demo model's metadata.json names no architecture; reinstall clipdesk.")
-    return arch
-
-
-def real_arch(arch: str) -> str:
-    """`demo` → the demo model's architecture; anything else as given."""
-    return demo_arch() if arch.strip().lower() == "demo" else arch
-
-
 def resolve_source(arch: str | None, pretrained: str | None) -> tuple[str, str]:
     """(real architecture, pretrained) for what a user typed, before anything is loaded or written.
 
@@ -331,8 +273,6 @@ def resolve_source(arch: str | None, pretrained: str | None) -> tuple[str, str]:
 
 def _folder_of(pretrained: str) -> Path | None:
     if pretrained.lower() == "demo":
-        from .demo import demo_model_dir
-
         return demo_model_dir()
     path = Path(pretrained).expanduser()
     return path if path.is_dir() else None
@@ -364,8 +304,6 @@ def load_model_job(
 
 def _load_job(arch: str, pretrained: str, torch_device, cancel, seen: tuple) -> Job[LoadedModel]:
     if pretrained.lower() == "demo":
-        from .demo import demo_model_dir
-
         pretrained = str(demo_model_dir())
     if pretrained.lower() in ("none", "random"):
         return _build(arch, None, "none", f"{arch}/none-seed{RANDOM_SEED}", torch_device)
@@ -374,15 +312,13 @@ def _load_job(arch: str, pretrained: str, torch_device, cancel, seen: tuple) -> 
         return (yield from _load_folder(path, torch_device, cancel, seen))
     if path.is_file():
         return _build(arch, path, str(path), f"{arch}/file-{file_fingerprint(path)}", torch_device)
-    if _is_path(pretrained):
+    if is_path(pretrained):
         raise ModelLoadError(f"Checkpoint '{pretrained}' does not exist.")
     return (yield from _load_tag(arch, pretrained, torch_device, cancel))
 
 
 def load_model(arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, device: str = "auto") -> LoadedModel:
     """Synchronous `load_model_job` for scripts and tests."""
-    from .jobs import run_job
-
     return run_job(load_model_job(arch, pretrained, device))
 
 
@@ -396,8 +332,6 @@ def _load_tag(arch: str, tag: str, device, cancel) -> Job[LoadedModel]:
         raise ModelLoadError(
             f"'{tag}' is neither a pretrained tag of {arch} (known: {tags}) nor an existing file."
         )
-    from .download import download_job
-
     yield Progress(0, None, f"Looking for {arch} {tag} weights…")
     path = yield from download_job(arch, tag, cancel)
     return _build(arch, Path(path), tag, f"{arch}/{tag}", device, tag_cfg=cfg)
@@ -430,8 +364,6 @@ def _load_folder(folder: Path, device, cancel, seen: tuple = ()) -> Job[LoadedMo
     loaded.arch = arch
     loaded.metadata = metadata
     if metadata.get("head"):
-        from .heads import load_head
-
         loaded.head = load_head(folder, metadata, loaded.device)
         # image embeddings are the base model's: keep its identity, so its cache is shared
     return loaded
@@ -441,8 +373,6 @@ def _check_weights_present(folder: Path, weights: Path, metadata: dict) -> None:
     """A folder whose weights are missing or unreadable is an error, never a silent fall back to
     its base model (random weights for a `base_pretrained: none` fine-tune: garbage, exit 0)."""
     if weights.is_symlink() or weights.exists():
-        from .safeio import check_regular
-
         check_regular(weights, "checkpoint")  # a folder, FIFO or link to /dev/zero: one sentence
     elif str(metadata.get("method") or "").strip().lower() in ("full", "captions"):
         raise ModelLoadError(f"{folder} was fine-tuned ({metadata['method']}) but its "
@@ -462,7 +392,7 @@ def _base_tag_cfg(arch: str, base: str | None, depth: int = 0) -> dict | None:
             return _base_tag_cfg(arch, read_metadata(path).get("base_pretrained"), depth + 1)
         except ModelLoadError:
             return None
-    if _is_path(base):
+    if is_path(base):
         return None
     return open_clip.get_pretrained_cfg(arch, base) or None
 
@@ -521,8 +451,6 @@ def _load_weights(model, weights: Path, arch: str) -> None:
         raise ModelLoadError(
             f"{weights.name} is not a checkpoint clipdesk reads ({', '.join(CHECKPOINT_SUFFIXES)})."
         )
-    from .safeio import check_regular
-
     check_regular(weights, "checkpoint")  # a FIFO or a link to /dev/zero is refused, not read
     if weights.suffix == ".safetensors":
         _check_tensor_kinds(model, weights, arch)

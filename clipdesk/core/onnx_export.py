@@ -4,7 +4,7 @@ The first CPU use of a model is served by torch at once; meanwhile `python -m
 clipdesk.core.onnx_export` exports (and, for int8, quantises) it in a separate, low-priority
 process — out of the app's memory and GIL. At most one such process runs per model (a lock file
 beside the export). The export itself is staged in a temporary folder, verified and renamed into
-place (`onnx_backend._staging`), so a killed export leaves no half export; its `.tmp-*` folder is
+place (`onnx_store.staging`), so a killed export leaves no half export; its `.tmp-*` folder is
 removed by the next run. A failed export is recorded and not retried for a day, or until clipdesk
 or the export format changes.
 """
@@ -22,6 +22,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic import atomic_write_text
+from .errors import ClipdeskError
+from .jobs import run_job
+from .models import load_model
+from .onnx_convert import export_job
+from .onnx_store import EXPORT_FORMAT, export_root, sanitise
+from .safeio import read_json_or_none, read_text_guarded
+from .version import __version__
+
 BACKGROUND_ENV = "CLIPDESK_BACKGROUND_EXPORT"  # "0": never start one (tests, scripted runs)
 LOCK_FILE, FAILED_FILE = ".export.lock", "failed.json"
 RETRY_AFTER_S = 24 * 3600
@@ -30,15 +39,10 @@ NOTE = "Preparing a faster ONNX version of this model in the background; later r
 
 def model_root(identity: str) -> Path:
     """The folder holding one model's exports (fp32/, int8/), its lock and its failure marker."""
-    from .onnx_backend import export_root, sanitise
-
     return export_root() / sanitise(identity)
 
 
 def _version() -> str:
-    from .. import __version__
-    from .onnx_backend import EXPORT_FORMAT
-
     return f"{__version__}/format-{EXPORT_FORMAT}"
 
 
@@ -58,9 +62,6 @@ def pid_alive(pid: int) -> bool:
 
 
 def _lock_owner(lock: Path) -> int:
-    from .errors import ClipdeskError
-    from .safeio import read_text_guarded
-
     try:  # a FIFO put in its place must not hang the export
         return int(read_text_guarded(lock, "json", 4096, 2.0, "ascii").split()[0])
     except (OSError, ValueError, IndexError, ClipdeskError):
@@ -102,8 +103,6 @@ def clean_stale(identity: str | None = None) -> int:
     """Remove `.tmp-*` export folders whose writer is gone (killed, crashed); returns how many.
 
     New ones are named `.tmp-<precision>-<pid>-<hex>`; an older name without a pid is stale."""
-    from .onnx_backend import export_root
-
     roots = [model_root(identity)] if identity else [p for p in export_root().glob("*") if p.is_dir()]
     removed = 0
     for root in roots:
@@ -121,8 +120,6 @@ def clean_stale(identity: str | None = None) -> int:
 def recent_failure(identity: str) -> str | None:
     """The error of a failed export still within its back-off (same version), else None."""
     try:
-        from .safeio import read_json_or_none
-
         record = read_json_or_none(model_root(identity) / FAILED_FILE)
         if (isinstance(record, dict) and record.get("version") == _version()
                 and time.time() - float(record.get("time", 0)) < RETRY_AFTER_S):
@@ -133,8 +130,6 @@ def recent_failure(identity: str) -> str | None:
 
 
 def record_failure(identity: str, error: str) -> None:
-    from .atomic import atomic_write_text
-
     atomic_write_text(model_root(identity) / FAILED_FILE,
                       json.dumps({"time": time.time(), "version": _version(), "error": error[:300]}))
 
@@ -170,10 +165,6 @@ def start_background_export(arch: str, pretrained: str, identity: str,
 # -- the export process ---------------------------------------------------------------------------------
 def run_export(arch: str, pretrained: str, identity: str, precision: str = "fp32") -> int:
     """Load, export, verify, rename into place; 0 done (or another process is on it), 1 failed."""
-    from .jobs import run_job
-    from .models import load_model
-    from .onnx_backend import export_job
-
     with export_lock(identity) as held:
         if not held:
             return 0
@@ -196,7 +187,7 @@ def _lower_priority() -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.nice(19)
     try:
-        import torch
+        import torch  # only in the export process, which loads the model anyway
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         torch.set_num_threads(max(1, cores // 2))  # leave the foreground a core even when niceness is ignored

@@ -5,6 +5,9 @@ run whose encoders are ONNX files needs neither. These classes reproduce open_cl
 `SimpleTokenizer` and its 'shortest'/'squash' eval transforms exactly (same tokens, same float32
 pixels), and the export checks that on sample inputs before it records them as usable — a model
 whose tokenizer or transform differs simply keeps using open_clip's (and torch).
+
+Pillow, regex and ftfy are imported where they are used, on purpose: the tokenizer needs no
+Pillow and the transform neither regex nor ftfy, so a start pays only for what it runs.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
+import string
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 _CLEANERS = ("lower", "whitespace", "canonicalize")
@@ -80,8 +88,6 @@ class ClipBpeTokenizer:
 
         text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
         if self.clean == "canonicalize":
-            import string
-
             text = text.replace("_", " ").translate(str.maketrans("", "", string.punctuation)).lower()
             return " ".join(text.split()).strip()
         text = " ".join(text.split()).strip()
@@ -196,3 +202,47 @@ class NumpyPreprocess:
         pixels = np.asarray(image, dtype=np.float32) / np.float32(255)
         pixels = (pixels - self.mean) / self.std
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+# -- does the stand-in reproduce this model's own? (checked once, at export) --------------------
+def matching_preprocess_config(loaded: LoadedModel) -> dict | None:
+    """The torch-free transform's settings, if it reproduces open_clip's on sample images."""
+    from PIL import Image
+
+    cfg = getattr(loaded.model.visual, "preprocess_cfg", None) or {}
+    size = cfg.get("size", loaded.image_size)
+    if isinstance(size, (tuple, list)):
+        if len(set(size)) != 1:
+            return None
+        size = size[0]
+    try:
+        lite = NumpyPreprocess(size, cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"),
+                               cfg.get("resize_mode", "shortest"))
+    except (KeyError, ValueError):
+        return None
+    rng = np.random.default_rng(0)
+    for width, height in ((97, 61), (61, 97), (size, size), (3 * size + 1, 2 * size)):
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        reference = np.asarray(loaded.preprocess(image))
+        if reference.shape != (3, size, size) or np.abs(lite(image) - reference).max() > 1e-6:
+            return None
+    return lite.config()
+
+
+_CLEAN_MODES = {"_clean_lower": "lower", "_clean_whitespace": "whitespace", "_clean_canonicalize": "canonicalize"}
+
+
+def matching_tokenizer_config(loaded: LoadedModel) -> dict | None:
+    """The torch-free tokenizer's settings, if the model uses open_clip's plain CLIP BPE."""
+    tokenizer = loaded.tokenizer
+    if type(tokenizer).__name__ != "SimpleTokenizer" or getattr(tokenizer, "reduction_fn", None):
+        return None
+    clean = _CLEAN_MODES.get(getattr(getattr(tokenizer, "clean_fn", None), "__name__", ""))
+    if clean is None or len(tokenizer.encoder) != 49408:
+        return None
+    config = {"context_length": int(tokenizer.context_length or loaded.context_length), "clean": clean}
+    lite = ClipBpeTokenizer(bpe_path=open_clip_bpe_path(), **config)
+    samples = ["a photo of a cat.", "Ünïcødé café 東京 😀 &amp;  spaces", "it's 42 dogs' toys " * 12]
+    if not np.array_equal(lite(samples), np.asarray(tokenizer(samples))):
+        return None
+    return config

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_json_atomic
+from .jobs import Progress, run_job
 from .label_list import UNSURE, LabelEditing
 from .multilabel import DEFAULT_THRESHOLD
+from .safeio import read_json_or_none
+from .strict_json import path_from_record, path_record
 
 MULTI_LABEL_DEFAULT_THRESHOLD = DEFAULT_THRESHOLD  # relative scores: see core/multilabel.py
 
@@ -402,9 +406,6 @@ class Session(LabelEditing):
 # -- the image list, kept between runs (paths only, never pixels) -------------------------------
 def save_image_list(file: Path, paths: Sequence[Path]) -> None:
     """Write the loaded paths atomically (a crash never leaves half a list)."""
-    from .atomic import write_json_atomic
-    from .export import path_record
-
     # A name that is not UTF-8 becomes {"path", "path_bytes_b64"}: strict JSON, exact bytes.
     write_json_atomic(file, {"version": 1, "images": [path_record(p) for p in paths]})
 
@@ -412,14 +413,10 @@ def save_image_list(file: Path, paths: Sequence[Path]) -> None:
 def load_image_list(file: Path) -> list[Path]:
     """The saved paths that still exist; an unreadable or foreign file gives an empty list."""
     try:
-        from .safeio import read_json_or_none
-
         data = read_json_or_none(file, 256 << 20)  # a FIFO or /dev/zero in its place: an empty list
         names = data["images"] if isinstance(data, dict) else []
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    from .export import path_from_record
-
     return [Path(name) for name in map(path_from_record, names) if name and Path(name).is_file()]
 
 
@@ -452,8 +449,6 @@ def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates
     In multi-label mode each batch's good files also get their quarter crops embedded (cached
     like whole images), so a new image costs five embeddings once and is scored global–local.
     """
-    from .jobs import Progress
-
     label_set = engine.label_set(list(labels), templates) if labels else None
     job = engine.embed_job(list(paths), batch_size=batch_size, cancel=cancel)
     while True:
@@ -505,8 +500,6 @@ def regions_job(engine, paths: Sequence[Path], vectors: Sequence[np.ndarray], la
 def _regions_batch(engine, paths, features, landed, label_set, templates, done: int):
     """Progress carrying the ScoredBatch of `landed` (row, quarters or None when cropping failed:
     the whole vector four times, i.e. whole-image scoring)."""
-    from .jobs import Progress
-
     index = [i for i, _ in landed]
     quarters = np.stack([np.asarray(q, np.float32).reshape(4, -1) if q is not None
                          else np.repeat(features[i][None], 4, axis=0) for i, q in landed])
@@ -522,8 +515,6 @@ def _regions_batch(engine, paths, features, landed, label_set, templates, done: 
 def _score_batch(engine, good: list[tuple[Path, np.ndarray]], label_set, templates: str,
                  multi_label: bool, batch_size: int, cancel) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Scores of one batch's good files, and in multi-label mode their quarter crops' embeddings."""
-    from .jobs import run_job
-
     if label_set is None or not good:
         return None, None
     features = np.stack([vector for _, vector in good])

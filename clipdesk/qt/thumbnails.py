@@ -8,7 +8,7 @@ decoded first, so scrolling quickly to the end shows the end, not the pictures s
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -160,7 +160,3 @@ def scaled(image: QImage, width: int, height: int) -> QImage:
         return image
     return image.scaled(width, height, Qt.AspectRatioMode.KeepAspectRatio,
                         Qt.TransformationMode.SmoothTransformation)
-
-
-def on_ready(thumbnails: Thumbnails, callback: Callable[[Path], None]) -> None:
-    thumbnails.ready.connect(callback)

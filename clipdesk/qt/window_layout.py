@@ -42,7 +42,7 @@ def app_icon() -> QIcon:
 
 
 def about_box(window) -> QMessageBox:
-    from clipdesk import __version__
+    from clipdesk.core.version import __version__
 
     box = QMessageBox(QMessageBox.Icon.NoIcon, "About clipdesk",
                       f"<b>clipdesk {__version__}</b><p>Zero-shot image classification and search "

@@ -194,9 +194,9 @@ def _encode_quarters(encoder, pixels: np.ndarray, ok: np.ndarray, dim: int, batc
 
 
 def _embed_dim(encoder) -> int:
-    from ..core.embed import _output_dim
+    from ..core.embed import output_dim
 
-    return _output_dim(encoder)
+    return output_dim(encoder)
 
 
 class EncodeActor:

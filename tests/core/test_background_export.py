@@ -15,6 +15,7 @@ import pytest
 
 from clipdesk.core import onnx_backend as ob
 from clipdesk.core import onnx_export as bg
+from clipdesk.core import onnx_store
 from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import NullCache
 from clipdesk.core.engine import Engine
@@ -47,7 +48,7 @@ def test_first_use_serves_torch_and_switches_once_the_export_is_verified(cache_r
     first = run_job(engine.embed_job(images))  # served now, by torch; then the export starts
     assert encoder._process is not None
     assert encoder._process.wait(timeout=240) == 0
-    assert ob.cached_export(loaded.identity) is not None and not (bg.model_root(loaded.identity) / bg.LOCK_FILE).exists()
+    assert onnx_store.cached_export(loaded.identity) is not None and not (bg.model_root(loaded.identity) / bg.LOCK_FILE).exists()
     encoder._polled = 0.0
     second = run_job(engine.embed_job(images))
     assert encoder.name == "onnx" and encoder._fallback is None and encoder.encoder_calls >= 1

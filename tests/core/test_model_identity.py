@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from clipdesk.core import models
+from clipdesk.core import models, onnx_convert, onnx_start, onnx_store
 from clipdesk.core import onnx_backend as ob
 from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import EmbeddingCache, NullCache
@@ -66,7 +66,7 @@ def test_a_changed_layer_changes_the_model_identity(tmp_path):
     a = load_model(TINY_ARCH, str(tmp_path / "a.safetensors"), "cpu")
     b = load_model(TINY_ARCH, str(tmp_path / "b.safetensors"), "cpu")
     assert a.identity != b.identity
-    assert ob.quick_identity(TINY_ARCH, str(tmp_path / "b.safetensors"))[0] == b.identity
+    assert onnx_start.quick_identity(TINY_ARCH, str(tmp_path / "b.safetensors"))[0] == b.identity
 
 
 # -- aliases and contradictions -----------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_malformed_metadata_is_one_sentence(tmp_path, content):
     with pytest.raises(ModelLoadError) as error:
         load_model(None, str(folder), "cpu")
     assert str(folder) in str(error.value) and "\n" not in str(error.value)
-    assert ob.quick_identity(None, str(folder)) is None
+    assert onnx_start.quick_identity(None, str(folder)) is None
 
 
 def test_metadata_that_is_not_a_regular_small_file(tmp_path):
@@ -168,14 +168,14 @@ def _in_eval(model) -> bool:
 def test_model_is_in_eval_mode_after_an_export_success_or_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "ok"))
     loaded = load_model("demo", None, "cpu")  # a ResNet tower: BatchNorm shows training mode
-    run_job(ob.export_job(loaded))
+    run_job(onnx_convert.export_job(loaded))
     assert _in_eval(loaded.model)
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "broken"))
-    marker = ob.export_dir(loaded.identity, "fp32")
+    marker = onnx_store.export_dir(loaded.identity, "fp32")
     marker.parent.mkdir(parents=True)
     marker.write_bytes(b"")  # a file where the export folder goes: the export "fails"
     with pytest.raises(Exception):  # noqa: B017 - whatever the exporter raises
-        run_job(ob.export_job(loaded))
+        run_job(onnx_convert.export_job(loaded))
     assert _in_eval(loaded.model)
 
 
@@ -185,7 +185,7 @@ def test_failed_export_fallback_gives_no_cache_embeddings(tmp_path, monkeypatch,
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "cache"))
     images = make_images(4)
     loaded = load_model("demo", None, "cpu")
-    marker = ob.export_dir(loaded.identity, "fp32")
+    marker = onnx_store.export_dir(loaded.identity, "fp32")
     marker.parent.mkdir(parents=True)
     marker.write_bytes(b"")
     cache = EmbeddingCache(tmp_path / "cache" / "embeddings.sqlite3")
@@ -223,7 +223,7 @@ def test_legacy_fingerprint_paths_still_resolve(tmp_path):
     save_file({k: v.contiguous() for k, v in loaded.model.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "metadata.json").write_text(json.dumps({"architecture": TINY_ARCH, "base_pretrained": "none"}))
     full = load_model(None, str(folder), "cpu")
-    assert ob.quick_identity(None, str(folder))[:3] == (full.identity, TINY_ARCH, str(folder))
+    assert onnx_start.quick_identity(None, str(folder))[:3] == (full.identity, TINY_ARCH, str(folder))
     assert Path(full.pretrained) == folder
 
 

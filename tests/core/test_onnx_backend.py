@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from clipdesk.core import onnx_backend as ob
+from clipdesk.core import onnx_convert, onnx_lite, onnx_session, onnx_start, onnx_store
 from clipdesk.core.backends import TorchEncoder, make_encoder
 from clipdesk.core.cache import EmbeddingCache, NullCache
 from clipdesk.core.engine import Engine, open_engine_job
@@ -36,7 +37,7 @@ def _export(loaded, root: Path, precision: str = "fp32"):
     seen: list[Progress] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLIPDESK_CACHE_DIR", str(root))
-        folder, meta = run_job(ob.export_job(loaded, precision), seen.append)
+        folder, meta = run_job(onnx_convert.export_job(loaded, precision), seen.append)
     return folder, meta, seen
 
 
@@ -74,7 +75,7 @@ def test_tiny_onnx_probabilities_equal_torch(tiny_loaded, tiny_export, make_imag
 def test_vitb32_onnx_probabilities_equal_torch(vitb32_loaded, make_images, tmp_path_factory, monkeypatch):
     # The padding-free text graph (torch.export, ~15 s more) is covered on the tiny model; here
     # the full-length text export keeps this test's time down.
-    monkeypatch.setattr(ob, "_text_trimmable", lambda model: False)
+    monkeypatch.setattr(onnx_convert, "_text_trimmable", lambda model: False)
     folder, meta, progress = _export(vitb32_loaded, tmp_path_factory.mktemp("onnx-b32"))
     assert progress and progress[0].message.startswith("Exporting ViT-B-32") and progress[-1].done == 3
     assert meta["text_trim"] is False
@@ -96,7 +97,7 @@ def test_text_tower_ignores_padding_like_torch(tiny_loaded, tiny_export):
     got = encoder.encode_text(tokens)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
-    assert ob.trim_tokens(tokens.numpy()).shape[1] < 77
+    assert onnx_session.trim_tokens(tokens.numpy()).shape[1] < 77
     unnormalised = encoder.encode_text(tokens.numpy(), normalize=False)
     assert isinstance(unnormalised, np.ndarray) and not np.allclose(np.linalg.norm(unnormalised, axis=1), 1)
 
@@ -126,20 +127,20 @@ def test_second_use_reuses_the_export_without_progress(tiny_loaded, tiny_root, t
 
 def test_export_folders_are_keyed_by_identity(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path))
-    a, b = ob.export_dir("ViT-B-32/file-abc"), ob.export_dir("ViT-B-32_file-abc")
+    a, b = onnx_store.export_dir("ViT-B-32/file-abc"), onnx_store.export_dir("ViT-B-32_file-abc")
     assert a != b and a.parent.parent == b.parent.parent == tmp_path / "onnx"
-    assert "/" not in a.parent.name and ":" not in ob.sanitise("C:\\models\\x.pt")
-    assert ob.export_dir("x", "int8").name == "int8"
+    assert "/" not in a.parent.name and ":" not in onnx_store.sanitise("C:\\models\\x.pt")
+    assert onnx_store.export_dir("x", "int8").name == "int8"
 
 
 def test_read_meta_rejects_other_identities_and_partial_exports(tiny_export, tmp_path):
     folder, meta = tiny_export
-    assert ob.read_meta(folder, meta["identity"]) == meta
-    assert ob.read_meta(folder, "someone-else") is None
+    assert onnx_store.read_meta(folder, meta["identity"]) == meta
+    assert onnx_store.read_meta(folder, "someone-else") is None
     partial = tmp_path / "partial"
     shutil.copytree(folder, partial)
     (partial / "textual.onnx").unlink()
-    assert ob.read_meta(partial, meta["identity"]) is None
+    assert onnx_store.read_meta(partial, meta["identity"]) is None
 
 
 def test_quick_identity_matches_the_loader(tiny_loaded, tmp_path):
@@ -154,10 +155,10 @@ def test_quick_identity_matches_the_loader(tiny_loaded, tmp_path):
     save_file(state, str(folder / "model.safetensors"))
     (folder / "metadata.json").write_text(json.dumps({"architecture": TINY_ARCH}))
     for pretrained in ("none", str(checkpoint), str(folder)):
-        identity, arch, _, _ = ob.quick_identity(TINY_ARCH, pretrained)
+        identity, arch, _, _ = onnx_start.quick_identity(TINY_ARCH, pretrained)
         loaded = tiny_loaded if pretrained == "none" else load_model(TINY_ARCH, pretrained, "cpu")
         assert (identity, arch) == (loaded.identity, loaded.arch)
-    assert ob.quick_identity(TINY_ARCH, str(tmp_path / "missing.pt")) is None
+    assert onnx_start.quick_identity(TINY_ARCH, str(tmp_path / "missing.pt")) is None
 
 
 def test_cancel_during_export_leaves_nothing(tiny_loaded, tmp_path, monkeypatch):
@@ -165,21 +166,21 @@ def test_cancel_during_export_leaves_nothing(tiny_loaded, tmp_path, monkeypatch)
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        run_job(ob.export_job(tiny_loaded, cancel=token))
+        run_job(onnx_convert.export_job(tiny_loaded, cancel=token))
     onnx = tmp_path / "onnx"
     assert not onnx.exists() or not any(p.is_file() for p in onnx.rglob("*"))
 
 
 # -- backend choice and fallbacks ---------------------------------------------------------------------
 def test_auto_means_onnx_on_cpu_and_torch_on_gpu(tiny_loaded):
-    assert ob.resolve_backend("auto", "cpu") == "onnx"
-    assert ob.resolve_backend("auto", "cuda") == "torch"
-    assert ob.resolve_backend("onnx", "cuda") == "onnx"
+    assert onnx_session.resolve_backend("auto", "cpu") == "onnx"
+    assert onnx_session.resolve_backend("auto", "cuda") == "torch"
+    assert onnx_session.resolve_backend("onnx", "cuda") == "onnx"
     assert isinstance(make_encoder(tiny_loaded, "auto"), ob.OnnxEncoder)
     assert isinstance(make_encoder(tiny_loaded, "torch"), TorchEncoder)
-    threads, workers = ob.thread_budget(2)
+    threads, workers = onnx_session.thread_budget(2)
     assert threads == 2 and 1 <= workers <= 2
-    assert ob.thread_budget(16) == (16, 4)
+    assert onnx_session.thread_budget(16) == (16, 4)
 
 
 def test_without_onnxruntime_torch_is_used_with_one_line_note(tiny_loaded, monkeypatch, caplog):
@@ -197,7 +198,7 @@ def test_export_failure_falls_back_to_torch(tiny_loaded, tmp_path, monkeypatch, 
     def broken(*args, **kwargs):
         raise RuntimeError("exporter exploded\nwith a long traceback")
 
-    monkeypatch.setattr(ob, "_export_module", broken)
+    monkeypatch.setattr(onnx_convert, "_export_module", broken)
     with caplog.at_level(logging.WARNING):
         engine = run_job(open_engine_job(TINY_ARCH, "none", "cpu", "onnx"))
     assert isinstance(engine.encoder, TorchEncoder)
@@ -229,11 +230,23 @@ def test_lite_tokenizer_and_transform_match_open_clip(tiny_loaded):
     ours = ClipBpeTokenizer()
     assert np.array_equal(ours(texts), tiny_loaded.tokenizer(texts).numpy())
     assert ours.encode("a red car") == tiny_loaded.tokenizer.encode("a red car")
-    preprocess = NumpyPreprocess(**ob._lite_preprocess(tiny_loaded))
+    preprocess = NumpyPreprocess(**onnx_lite.matching_preprocess_config(tiny_loaded))
     rng = np.random.default_rng(1)
     for (width, height), mode in [((640, 480), "RGB"), ((50, 300), "L"), ((64, 64), "RGBA"), ((65, 129), "P")]:
         image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
         np.testing.assert_array_equal(preprocess(image), tiny_loaded.preprocess(image).numpy())
+
+
+@pytest.mark.parametrize("clean", ["lower", "whitespace", "canonicalize"])
+def test_lite_tokenizer_cleans_text_as_open_clip_does(clean):
+    """Each clean mode against open_clip's own SimpleTokenizer (the oracle), on text each mode
+    treats differently: case, runs of spaces, underscores and punctuation."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    texts = ["Hello_World, foo!", "A  Photo of a CAT.", "it's  42 dogs' toys;", "snake_case-name"]
+    ours = ClipBpeTokenizer(clean=clean)(texts)
+    assert np.array_equal(ours, SimpleTokenizer(clean=clean)(texts).numpy())
+    assert not np.array_equal(ours, ClipBpeTokenizer(clean="lower" if clean != "lower" else "canonicalize")(texts))
 
 
 def test_cached_export_serves_a_run_without_importing_torch(tiny_loaded, tiny_root, make_images):
@@ -266,8 +279,8 @@ def test_fp32_onnx_shares_the_torch_cache(tiny_loaded, tiny_root, make_images, t
     images = make_images(4)
     cache = EmbeddingCache(tmp_path / "embeddings.sqlite3")
     first = run_job(Engine(TorchEncoder(tiny_loaded), cache).embed_job(images))
-    encoder = run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "onnx"))
-    assert isinstance(encoder, ob.OnnxEncoder) and isinstance(encoder.loaded, ob.LazyLoadedModel)
+    encoder = run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cpu", "onnx"))
+    assert isinstance(encoder, ob.OnnxEncoder) and isinstance(encoder.loaded, onnx_start.LazyLoadedModel)
     second = run_job(Engine(encoder, cache).embed_job(images))
     assert second.encoded == 0 and encoder.encoder_calls == 0
     np.testing.assert_array_equal(second.features, first.features)
@@ -276,7 +289,7 @@ def test_fp32_onnx_shares_the_torch_cache(tiny_loaded, tiny_root, make_images, t
 
 def test_lazy_loaded_model_builds_torch_only_when_asked(tiny_loaded, tiny_root, monkeypatch):
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tiny_root))
-    encoder = run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "auto"))
+    encoder = run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cpu", "auto"))
     loaded = encoder.loaded
     assert not loaded.materialised and loaded.image_size == 64 and "materialised=False" in repr(loaded)
     tokens = loaded.tokenizer(["a cat"])
@@ -290,9 +303,9 @@ def test_lazy_loaded_model_builds_torch_only_when_asked(tiny_loaded, tiny_root, 
 
 def test_no_export_means_no_fast_start(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path))
-    assert run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "onnx")) is None
-    assert run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "torch")) is None
-    assert run_job(ob.open_exported_job(TINY_ARCH, "none", "cuda", "auto")) is None
+    assert run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cpu", "onnx")) is None
+    assert run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cpu", "torch")) is None
+    assert run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cuda", "auto")) is None
 
 
 def test_cli_onnx_run_imports_no_torch(tiny_loaded, tiny_root, make_images):
@@ -320,10 +333,10 @@ def test_torch_free_start_falls_back_when_the_runtime_fails(tiny_loaded, tiny_ro
     for data in (root / "onnx").glob("*/fp32/visual.onnx.data"):
         data.write_bytes(b"\0" * 64)
         meta = json.loads((data.parent / "meta.json").read_text())  # damage the recorded hashes miss
-        (data.parent / "meta.json").write_text(json.dumps({**meta, "files": ob._file_digests(data.parent)}))
+        (data.parent / "meta.json").write_text(json.dumps({**meta, "files": onnx_store.file_digests(data.parent)}))
     images = make_images(3)
     _, expected = _probabilities(TorchEncoder(tiny_loaded), images)
-    encoder = run_job(ob.open_exported_job(TINY_ARCH, "none", "cpu", "auto"))
+    encoder = run_job(onnx_start.open_exported_job(TINY_ARCH, "none", "cpu", "auto"))
     with caplog.at_level(logging.WARNING):
         _, got = _probabilities(encoder, images)
     assert "using torch instead" in caplog.text and encoder.loaded.materialised

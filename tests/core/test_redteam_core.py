@@ -199,17 +199,17 @@ def test_saved_weights_get_the_umask_mode_not_safetensors_private_0600(tmp_path)
 def test_an_export_whose_weights_changed_since_it_was_verified_is_not_used(tiny_loaded, tmp_path, monkeypatch):
     """visual.onnx.data zeroed in place (same size, same names): ONNX Runtime ran it happily and
     scored garbage with exit 0, and stored the garbage in the embedding cache."""
-    from clipdesk.core import onnx_backend as ob
+    from clipdesk.core import onnx_convert, onnx_store
     from clipdesk.core.jobs import run_job
 
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "cache"))
-    folder, meta = run_job(ob.export_job(tiny_loaded))
-    assert ob.read_meta(folder, meta["identity"]) == meta
+    folder, meta = run_job(onnx_convert.export_job(tiny_loaded))
+    assert onnx_store.read_meta(folder, meta["identity"]) == meta
     for name, damage in [("visual.onnx.data", lambda b: bytes(len(b))),
                          ("textual.onnx", lambda b: b[:-1] + bytes([b[-1] ^ 1]))]:
         copy = tmp_path / f"copy-{name}"
         shutil.copytree(folder, copy)
-        assert ob.read_meta(copy, meta["identity"]) is not None  # an intact copy is still good
+        assert onnx_store.read_meta(copy, meta["identity"]) is not None  # an intact copy is still good
         target = copy / name
         target.write_bytes(damage(target.read_bytes()))
-        assert ob.read_meta(copy, meta["identity"]) is None
+        assert onnx_store.read_meta(copy, meta["identity"]) is None
