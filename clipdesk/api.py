@@ -45,7 +45,8 @@ class Prediction:
     """One image's scores: `path` for a file, `index` (position in the input) for an in-memory image.
 
     `scores` maps label → probability, best first (only the `top_k` best when asked); `error` is one
-    sentence when the image could not be read, and then `label` and `score` are None.
+    sentence when the image could not be read or the model gave no valid score (NaN; core/results.py
+    decides this for the CLI too), and then `label` and `score` are None.
     """
 
     path: str | None = None
