@@ -19,7 +19,7 @@ import numpy as np
 from .core.errors import ImageLoadError, LabelError
 from .core.jobs import CancelToken, Job, Progress, T, check, run_job
 from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
-from .core.multilabel import DEFAULT_THRESHOLD
+from .core.results import row_of
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -45,7 +45,8 @@ class Prediction:
     """One image's scores: `path` for a file, `index` (position in the input) for an in-memory image.
 
     `scores` maps label → probability, best first (only the `top_k` best when asked); `error` is one
-    sentence when the image could not be read, and then `label` and `score` are None.
+    sentence when the image could not be read or the model gave no valid score (NaN; core/results.py
+    decides this for the CLI too), and then `label` and `score` are None.
     """
 
     path: str | None = None
@@ -296,19 +297,21 @@ class Classifier:
             if i not in rows:
                 predictions.append(Prediction(**where, error=source.error))
                 continue
-            row = rows[i]
-            best = scores.top(row, top_k)
-            present = [name for name, p in scores.top(row) if p >= (threshold or DEFAULT_THRESHOLD)] \
-                if multi_label else None
-            predictions.append(Prediction(
-                **where, label=best[0][0], score=best[0][1], scores=dict(best), labels=present,
-                cosines={name: float(c) for name, c in zip(scores.labels, scores.cosines[row])}))
+            named = where["path"] if source.path is not None else f"Image {source.index}"
+            row = row_of(scores, rows[i], where=named, top_k=top_k, threshold=threshold)  # core/results.py
+            if row.error is not None:  # e.g. NaN scores from a damaged model: never a label
+                predictions.append(Prediction(**where, error=row.error))
+                continue
+            predictions.append(Prediction(**where, label=row.label, score=row.score, scores=dict(row.top),
+                                          labels=row.labels, cosines=row.cosines))
         return Results(predictions, label_set.names)
 
     __call__ = classify  # `clf(image, labels)`, as with a Hugging Face pipeline
 
     def _templates(self, templates: str | None) -> str:
-        return templates or str(self.engine.loaded.metadata.get("templates") or "photo")
+        from .core.prompts import default_templates
+
+        return default_templates(templates, self.engine.loaded.metadata)
 
     def _label_set(self, labels: str | Sequence[str], templates: str) -> LabelSet:
         from .core.prompts import split_labels

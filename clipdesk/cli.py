@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import logging
 import os
 import shutil
@@ -21,14 +20,34 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .commands import (
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    classify_rows,
+    collect_images,
+    csv_row,
+    dump_json,
+    model_labels,
+    note,
+    open_engine,
+    read_label_args,
+    report_failures,
+    write_rows,
+)
 from .console import drive, safe_text
 from .core.errors import ClipdeskError, ImageLoadError, LabelError, ModelLoadError
+from .options import (
+    add_model_options,
+    add_templates_option,
+    batch_size,
+    fraction_up_to_1,
+    positive_int,
+)
+from .scale.cli import register as register_scale
 
-EXIT_OK, EXIT_MODEL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ClipdeskError):
-    """Bad arguments that argparse cannot see (no images, empty label list, ...)."""
+__all__ = ["EXIT_MODEL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,16 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     labels = classify.add_mutually_exclusive_group()  # neither: a fine-tuned model's own classes
     labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,car"')
     labels.add_argument("--labels-file", type=Path, help="a text file, one label per line")
-    classify.add_argument("--templates", default=None, choices=["none", "photo", "ensemble", "imagenet80"],
-                          help="prompt templates (default photo, or those the model was fine-tuned with)")
-    classify.add_argument("--top-k", type=_positive, default=None, help="labels shown per image")
+    add_templates_option(classify)
+    classify.add_argument("--top-k", type=positive_int, default=None, help="labels shown per image")
     classify.add_argument("--multi-label", action="store_true",
                           help="several labels can be present: the whole picture and its four quarters "
                                "are scored (5 image embeddings each, cached); rows get a 'labels' list")
-    classify.add_argument("--threshold", type=_fraction, default=None, metavar="SCORE",
+    classify.add_argument("--threshold", type=fraction_up_to_1, default=None, metavar="SCORE",
                           help="with --multi-label: a label is present when its score (relative to the "
-                               "image's best label, which scores 1) is at least this (default 0.05)")
-    _add_model_options(classify)
+                               "image's best label, which scores 1) is at least this, in (0, 1] "
+                               "(default 0.05, core/multilabel.py)")
+    add_model_options(classify)
     _add_run_options(classify)
     classify.set_defaults(handler=cmd_classify)
 
@@ -62,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     query = search.add_mutually_exclusive_group(required=True)
     query.add_argument("--query", help='text, e.g. "a yellow car at night"')
     query.add_argument("--image", type=Path, help="an example image")
-    search.add_argument("--top-k", type=_positive, default=10)
-    _add_model_options(search)
+    search.add_argument("--top-k", type=positive_int, default=10)
+    add_model_options(search)
     _add_run_options(search)
     search.set_defaults(handler=cmd_search)
 
@@ -82,53 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         register = None
     if register is not None:
         register(commands)
-    from .scale.cli import register as register_scale  # ray/pyarrow/ANN load only when used
-
-    register_scale(commands, classify, search)
+    register_scale(commands, classify, search)  # ray/pyarrow/ANN load only when those commands run
     return parser
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError("must be a score above 0 and at most 1")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-MAX_BATCH = 4096  # decoded images in flight scale with it: beyond this memory, not speed, grows
-
-
-def _batch_size(text: str) -> int:
-    value = _positive(text)
-    if value > MAX_BATCH:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}")
-    return value
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from .core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
-
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=None,
-                       help=f"open_clip architecture, or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
-    group.add_argument("--pretrained", default=None,
-                       help=f"pretrained tag, checkpoint file or fine-tuned folder, 'none' or 'demo' (default {DEFAULT_PRETRAINED})")
-    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
-    group.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                       help="auto: ONNX Runtime on CPU, torch on CUDA")
-    group.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
-                       help="int8: dynamically quantised ONNX encoders (faster, slightly less accurate)")
-
-
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=_batch_size, default=32)
+    parser.add_argument("--batch-size", type=batch_size, default=32)
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--exact", action="store_true",
@@ -137,72 +115,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="treat IMG_1.CR3 beside IMG_1.JPG as two photos (default: one, the JPEG)")
 
 
-# -- running jobs -------------------------------------------------------------------------------
-def open_engine(args):
-    from .core.engine import open_engine_job
-
-    # None = not given: `resolve_source` fills in the default, or the model folder's architecture.
-    return drive(open_engine_job(args.model, args.pretrained, args.device, args.backend, args.precision,
-                                 use_cache=not args.no_cache))
-
-
-def collect_images(paths: Sequence[str], pair_raw: bool = True):
-    from .core.images import scan_images
-
-    if any(not str(path).strip() for path in paths):  # Path("") is ".": never scan by accident
-        raise UsageError("An empty path was given; name image files or folders.")
-    scan = scan_images(paths, pair_raw)
-    for text in scan.notes():  # skipped file types, RAW pairs, missing decoders: never silent
-        note(text)
-    files, errors = scan.files, scan.errors
-    if not files:
-        missing = "; ".join(errors.values()) if errors else f"no images in {', '.join(paths)}."
-        raise UsageError(f"Nothing to do: {missing}")
-    return files, errors
-
-
-def note(text: str) -> None:
-    print(f"clipdesk: {safe_text(text)}", file=sys.stderr)
-
-
-def dump_json(data) -> None:
-    from .core.export import json_safe
-
-    sys.stdout.write(json.dumps(json_safe(data), ensure_ascii=False, indent=1, allow_nan=False))
-    sys.stdout.write("\n")
-
-
-def csv_row(cells) -> list:
-    from .core.export import csv_cell
-
-    return [csv_cell(safe_text(c) if isinstance(c, str) else c) for c in cells]
-
-
 # -- classify -----------------------------------------------------------------------------------
-def read_label_args(args) -> list[str]:
-    from .core.prompts import read_labels_file, split_labels
-
-    if args.labels is not None:
-        return split_labels(args.labels)
-    if args.labels_file is None:
-        return None  # the model's own classes, once it is loaded (see model_labels)
-    lines = read_labels_file(args.labels_file)
-    return split_labels(lines[0]) if len(lines) == 1 else lines
-
-
-def model_labels(loaded, raw_labels, templates):
-    """No --labels: a fine-tuned model's own classes. No --templates: the prompt style the model was
-    trained with (the demo's is "none"), as in the Python API and the window, else "photo"."""
-    own = loaded.metadata.get("templates")
-    templates = templates or (own if own in ("none", "photo", "ensemble", "imagenet80") else "photo")
-    if raw_labels is not None:
-        return raw_labels, templates
-    if not loaded.class_names:
-        raise UsageError("No labels given: use --labels or --labels-file "
-                         "(only a fine-tuned model brings its own classes).")
-    return loaded.class_names, templates
-
-
 def cmd_classify(args) -> int:
     if args.threshold is not None and not args.multi_label:
         raise UsageError("--threshold applies to --multi-label; without it each image gets its best label.")
@@ -224,77 +137,8 @@ def cmd_classify(args) -> int:
         raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
                              "its few-shot head are damaged.")
     write_rows(rows, label_set.names, args.format)
-    failed = sum("error" in row for row in rows)
-    if failed:
-        note(f"{failed} file(s) could not be read; see their error entries.")
+    report_failures(rows)
     return EXIT_OK
-
-
-def classify_rows(files, missing, embedded, scores, top_k, threshold: float | None = None):
-    """One dict per input file, in input order; failures carry only path and error. Multi-label
-    rows also carry `labels`: those at or above `threshold`, best first (the table shows them)."""
-    from .core.multilabel import DEFAULT_THRESHOLD
-
-    cut = threshold or DEFAULT_THRESHOLD
-    index = {path: row for row, path in enumerate(embedded.paths)}
-    valid = scores.valid_rows()
-    rows = [{"path": str(path), "error": message} for path, message in missing.items()]
-    for path in files:
-        if path in embedded.errors:
-            rows.append({"path": str(path), "error": embedded.errors[path]})
-            continue
-        row = index[path]
-        if not valid[row]:  # never a top label drawn from NaN
-            rows.append({"path": str(path), "error": f"{path}: the model gave no valid score (NaN)."})
-            continue
-        label, score = scores.top(row, 1)[0]
-        entry = {"path": str(path), "label": label, "score": round(score, 6)}
-        if scores.multi_label:
-            entry["labels"] = [name for name, p in scores.top(row, None) if p >= cut]
-        rows.append({
-            **entry,
-            "scores": {k: round(v, 6) for k, v in scores.as_dict(row).items()},
-            "cosines": {k: round(float(c), 6) for k, c in zip(scores.labels, scores.cosines[row])},
-            "top": [[name, round(p, 6)] for name, p in scores.top(row, top_k)],
-        })
-    return rows
-
-
-def write_rows(rows: list[dict], labels: list[str], fmt: str) -> None:
-    if fmt == "json":
-        for row in rows:
-            row.pop("top", None)
-        dump_json(rows)
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(csv_row(["path", "label", "score", "error", *labels]))
-        for row in rows:
-            probs = [row["scores"][label] for label in labels] if "scores" in row else [""] * len(labels)
-            label = "; ".join(row["labels"]) if "labels" in row else row.get("label", "")
-            writer.writerow(csv_row([row["path"], label, row.get("score", ""),
-                                     row.get("error", ""), *probs]))
-        sys.stdout.write(buffer.getvalue())
-    else:
-        _write_table(rows)
-
-
-def _write_table(rows: list[dict]) -> None:
-    width = min(60, max((len(_short_path(row["path"])) for row in rows), default=4))
-    for row in rows:
-        name = _short_path(row["path"]).ljust(width)
-        if "error" in row:
-            print(f"{name}  ERROR  {safe_text(row['error'])}")
-        else:
-            shown = "  ".join(f"{safe_text(label)} {p:6.1%}" for label, p in row["top"])
-            if "labels" in row:  # multi-label: what is present first, then the evidence
-                shown = f"[{', '.join(safe_text(label) for label in row['labels'])}]  {shown}"
-            print(f"{name}  {shown}")
-
-
-def _short_path(path: str) -> str:
-    path = safe_text(path)
-    return path if len(path) <= 60 else "…" + path[-59:]
 
 
 # -- search -------------------------------------------------------------------------------------

@@ -18,22 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clipdesk.core.errors import Cancelled, ClipdeskError, ModelLoadError
+from clipdesk.options import add_model_options, fraction_below_1, positive_int
 
 EXIT_OK, EXIT_MODEL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -55,8 +42,6 @@ CONTRASTIVE_MIN_BATCH = 2  # a contrastive batch needs a negative: one image is 
 
 def register(subparsers) -> None:
     """Add `finetune` and `evaluate` to an argparse sub-parser set (clipdesk's or ours)."""
-    from clipdesk.core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
-
     finetune = subparsers.add_parser(
         "finetune", help="adapt a model to labelled folders (one sub-folder per class)",
         description="Fine-tune on FOLDER/<class>/*.jpg (or captioned pairs with --method captions).")
@@ -65,21 +50,18 @@ def register(subparsers) -> None:
     finetune.add_argument("--method", choices=["quick", "full", "captions"], default="quick",
                           help="quick: few-shot head in seconds; full: fine-tune both towers (FLYP + WiSE-FT); "
                                "captions: contrastive training on captioned pairs")
-    finetune.add_argument("--model", default=None,
-                          help=f"open_clip architecture or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
-    finetune.add_argument("--pretrained", default=None,
-                          help=f"pretrained tag, checkpoint file, or none (default {DEFAULT_PRETRAINED})")
-    finetune.add_argument("--epochs", type=_positive_int, default=None,
+    add_model_options(finetune, backend=False, precision=False)  # training runs on torch
+    finetune.add_argument("--epochs", type=positive_int, default=None,
                           help="training epochs for full and captions (quick ignores it: its head is a cross-validated fit)")
     finetune.add_argument("--lr", type=_positive_float, default=None, help="learning rate; default per method")
-    finetune.add_argument("--batch-size", type=_positive_int, default=32)
+    finetune.add_argument("--batch-size", type=positive_int, default=32)
     val = finetune.add_mutually_exclusive_group()
-    val.add_argument("--val-split", type=_fraction, default=0.2, help="held-out share per class (default 0.2)")
+    val.add_argument("--val-split", type=fraction_below_1, default=0.2,
+                     help="held-out share per class, in (0, 1) (default 0.2)")
     val.add_argument("--val-folder", type=Path, default=None, help="a separate labelled validation folder")
     finetune.add_argument("--out", type=Path, default=None,
                           help="output folder (default: the user data dir's models/<name>/)")
     finetune.add_argument("--name", default=None, help="model name under the user data dir")
-    finetune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
     finetune.add_argument("--seed", type=_seed, default=0)
     finetune.add_argument("--overwrite", action="store_true",
                           help="replace the model already in --out (or models/<name>); nothing else is ever replaced")
@@ -88,11 +70,7 @@ def register(subparsers) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="accuracy of a model on a labelled folder")
     evaluate.add_argument("folder", type=Path, metavar="FOLDER", help="one sub-folder per class")
-    evaluate.add_argument("--model", default=None,
-                          help=f"open_clip architecture or 'demo' (default {DEFAULT_ARCH}, or the --pretrained folder's)")
-    evaluate.add_argument("--pretrained", default=None,
-                          help=f"pretrained tag, checkpoint file or fine-tuned model folder (default {DEFAULT_PRETRAINED})")
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"])
+    add_model_options(evaluate, backend=False, precision=False)
     evaluate.add_argument("--format", choices=["table", "json"], default="table")
     evaluate.add_argument("--png", type=Path, default=None, help="also draw the confusion matrix to this PNG")
     evaluate.set_defaults(handler=_os_errors_as_sentences(cmd_evaluate))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from clipdesk.core.jobs import CancelToken, Job
-from clipdesk.core.prompts import Label
+from clipdesk.core.prompts import Label, default_templates
 
 from .data import DataError, scan_dataset
 from .report import accuracy, confusion_matrix, per_class_accuracy
@@ -37,7 +37,7 @@ def evaluate_folder_job(folder: Path | str, arch: str, pretrained: str, device: 
         )
     engine = yield from open_engine_job(arch, pretrained, device, backend="torch", cancel=cancel)
     loaded = engine.loaded
-    templates = templates or loaded.metadata.get("templates") or "photo"
+    templates = default_templates(templates, loaded.metadata)
     labels = evaluation_labels(summary.classes, loaded.class_names)
     index = {c.casefold(): i for i, c in enumerate(labels)}
     paths = [p for c in summary.classes for p in summary.files[c]]

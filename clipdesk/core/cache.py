@@ -8,7 +8,6 @@ re-encodes only that label.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .digest import content_digest  # noqa: F401 - still importable from here (tests, older callers)
 from .paths import cache_dir
 from .safeio import is_regular_file
 
@@ -35,12 +35,6 @@ CREATE TABLE IF NOT EXISTS texts (
     model TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, key));
 """
-
-
-def content_digest(data: bytes) -> str:
-    """SHA-256 (first 160 bits): CPUs hash it in hardware, 2.6× faster than blake2b here, and a
-    warm re-run over a folder of photos is mostly hashing."""
-    return hashlib.sha256(data).hexdigest()[:40]
 
 
 @dataclass

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Encoder
-from .cache import EmbeddingCache, content_digest
+from .cache import EmbeddingCache
+from .digest import content_digest
 from .errors import ImageLoadError
 from .images import decode_rgb, read_bytes
 from .jobs import CancelToken, Job, Progress, check

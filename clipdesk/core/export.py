@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_text
+from .results import score_row
 from .strict_json import PATH_BYTES_KEY, json_safe, path_from_record, path_record, valid_unicode
 
 if TYPE_CHECKING:
@@ -28,15 +29,20 @@ def result_rows(session: Session) -> list[dict[str, Any]]:
         decision = session.decision(row)
         if item.status == "error":
             record["error"] = item.error
-        elif decision is not None:
+            rows.append(record)
+            continue
+        # core/results.py judges the scores as for the CLI and the API: NaN is an error, not a label
+        checked = score_row(session.score_labels, item.probs, where=item.path) if decision is not None else None
+        if checked is None:
+            record["error"] = "not classified yet"
+        elif checked.error is not None:
+            record["error"] = checked.error
+        else:
             record.update(
                 label=decision.label, score=decision.score, top_label=decision.top_label,
                 second_label=decision.second_label, second_score=decision.second_score,
-                margin=decision.margin, unsure=decision.unsure,
-                scores={name: float(p) for name, p in zip(session.score_labels, item.probs)},
+                margin=decision.margin, unsure=decision.unsure, scores=checked.scores,
             )
-        else:
-            record["error"] = "not classified yet"
         rows.append(record)
     return rows
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import hashlib
 import importlib.util
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 from . import decoders
 from .atomic import atomic_write_text
 from .demo import demo_arch, demo_model_dir
+from .digest import file_digest
 from .download import download_job
 from .errors import ModelLoadError
 from .heads import load_head
@@ -215,7 +215,11 @@ MEMO_LIMIT = 512
 def file_fingerprint(path: Path) -> str:
     """Hash of the WHOLE file: two checkpoints differing anywhere (one fine-tuned layer in the
     middle) never share caches or exports. Memoised by path + size + mtime_ns, so a 600 MB
-    checkpoint is read once (~0.4 s), not on every start."""
+    checkpoint is read once (~0.4 s), not on every start.
+
+    A memo entry written before core/digest.py (a 24-hex BLAKE2b digest) is still answered for an
+    unchanged file, so identities, cached embeddings and ONNX exports made then stay valid; a file
+    the memo does not know (or that changed) is hashed with core/digest.py."""
     path = Path(path)
     stat = path.stat()
     key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
@@ -223,11 +227,7 @@ def file_fingerprint(path: Path) -> str:
     entry = memo.get(key)
     if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp and isinstance(entry[2], str):
         return entry[2]
-    digest = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 << 20):  # hashlib releases the GIL on big updates
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = file_digest(path)  # core/digest.py, the embedding cache's own hash
     memo[key] = [*stamp, value]
     _write_memo(memo)
     return value

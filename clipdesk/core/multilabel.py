@@ -32,6 +32,8 @@ one's score. The cost: four more image embeddings per picture, computed once and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .classify import Scores
@@ -39,6 +41,27 @@ from .classify import Scores
 DEFAULT_THRESHOLD = 0.05  # a label is present when at most 20× less likely than the best one
 WHOLE_WEIGHT = 0.2  # the rest goes to the best-matching view (whole or a quarter)
 LOCAL_MARGIN = 0.05  # a quarter counts only where it beats the whole picture's cosine by this much
+
+
+def present_cut(threshold: float | None = None) -> float:
+    """The score a label needs to count as present: `threshold`, or DEFAULT_THRESHOLD when it is
+    None or 0 (the window's "0 disables a test" has no meaning for presence: something is shown)."""
+    return float(threshold) if threshold else DEFAULT_THRESHOLD
+
+
+def present_mask(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """The one multi-label rule: a label is present when its relative score is at least
+    `present_cut(threshold)`. A NaN score is never present. Works on one row or rows × labels."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(probs, np.float64) >= present_cut(threshold)
+
+
+def present_labels(labels: Sequence[str], probs: np.ndarray, threshold: float | None = None) -> list[str]:
+    """The labels present in one image (see `present_mask`), best first; ties keep label order."""
+    probs = np.asarray(probs, np.float64)
+    mask = present_mask(probs, threshold)
+    order = np.argsort(-np.nan_to_num(probs, nan=-np.inf), kind="stable")
+    return [labels[int(j)] for j in order if mask[int(j)]]
 
 
 def quarter_crops(image):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import LabelError
@@ -17,6 +18,20 @@ from .errors import LabelError
 log = logging.getLogger(__name__)
 TEMPLATE_SET_NAMES = ("none", "photo", "ensemble", "imagenet80")
 DEFAULT_TEMPLATES = "photo"
+
+
+def model_templates(metadata: Mapping | None) -> str | None:
+    """The prompt style a model was fine-tuned with (its metadata's "templates", e.g. the demo
+    model's "none"), or None when it names no known set: prompts like its training ones score best."""
+    own = (metadata or {}).get("templates")
+    return own if isinstance(own, str) and own in TEMPLATE_SET_NAMES else None
+
+
+def default_templates(given: str | None, metadata: Mapping | None = None) -> str:
+    """The one rule for which prompts to use: the caller's choice when given, else the model's own
+    (`model_templates`), else DEFAULT_TEMPLATES. The CLI, the API, Ray, the window and evaluation
+    all ask this."""
+    return given or model_templates(metadata) or DEFAULT_TEMPLATES
 
 
 def _template_sets() -> dict[str, tuple]:

@@ -18,11 +18,9 @@ import numpy as np
 from .atomic import write_json_atomic
 from .jobs import Progress, run_job
 from .label_list import UNSURE, LabelEditing
-from .multilabel import DEFAULT_THRESHOLD
+from .multilabel import present_labels, present_mask
 from .safeio import read_json_or_none
 from .strict_json import path_from_record, path_record
-
-MULTI_LABEL_DEFAULT_THRESHOLD = DEFAULT_THRESHOLD  # relative scores: see core/multilabel.py
 
 
 @dataclass
@@ -57,8 +55,9 @@ def decide(probs: np.ndarray, names: Sequence[str], threshold: float = 0.0, marg
            multi_label: bool = False) -> Decision:
     """The unsure rule: top-1 below `threshold`, or top-1 minus top-2 below `margin`, is unsure.
 
-    In multi-label mode every label scoring at least the threshold (0.5 when unset) is present;
-    an image where none is present is unsure. Zero disables a test.
+    In multi-label mode the labels present are core/multilabel.py's rule (`present_mask`: at least
+    the threshold, its DEFAULT_THRESHOLD of 0.05 when unset); an image where none is present is
+    unsure. Otherwise zero disables a test.
     """
     order = np.argsort(-probs, kind="stable")
     top = int(order[0])
@@ -67,8 +66,7 @@ def decide(probs: np.ndarray, names: Sequence[str], threshold: float = 0.0, marg
     second_score = float(probs[second]) if second is not None else 0.0
     second_label = names[second] if second is not None else ""
     if multi_label:
-        cut = threshold or MULTI_LABEL_DEFAULT_THRESHOLD
-        present = [names[int(j)] for j in order if probs[int(j)] >= cut]
+        present = present_labels(names, probs, threshold)
         label = ", ".join(present) if present else UNSURE
         return Decision(label, score, names[top], second_label, second_score, not present, present)
     unsure = (threshold > 0 and score < threshold) or (
@@ -111,7 +109,7 @@ def decision_arrays(items: Sequence[ImageItem], n_labels: int, threshold: float 
         top = second = np.full(n, -1)
         top_score = second_score = np.zeros(n, np.float32)
     if multi_label:
-        present = probs >= (threshold or MULTI_LABEL_DEFAULT_THRESHOLD)
+        present = present_mask(probs, threshold)
         unsure = ~present.any(axis=1)
     else:
         unsure = (threshold > 0) & (top_score < threshold)

@@ -10,16 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from clipdesk.options import add_model_options
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipdesk-gui", description="The clipdesk desktop app.")
     parser.add_argument("paths", nargs="*", help="images or folders to open")
-    parser.add_argument("--model", metavar="ARCH", help="open_clip architecture (e.g. ViT-B-32)")
-    parser.add_argument("--pretrained", metavar="TAG|FILE|DIR|none",
-                        help="pretrained tag, checkpoint file, fine-tuned folder, or none")
+    add_model_options(parser, precision=False, defaults=False)  # unset: the saved settings decide
     parser.add_argument("--demo", action="store_true", help="use the built-in demo model")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "gpu", "mps"], help="inference device")
-    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], help="inference backend")
     parser.add_argument("--labels", help='comma-separated labels to start with, e.g. "cat,dog"')
     parser.add_argument("--batch-size", type=int, default=32)
     return parser

@@ -21,11 +21,12 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressDialog
 
 from clipdesk.core.errors import Cancelled, ClipdeskError, ModelLoadError
+from clipdesk.core.prompts import TEMPLATE_SET_NAMES, model_templates
 
 from .widgets.model_menu import ModelMenu
 from .worker import ModelWorker, Task
 
-TEMPLATE_SETS = ("none", "photo", "ensemble", "imagenet80")
+TEMPLATE_SETS = TEMPLATE_SET_NAMES
 BACKEND_POLL_MS = 2000  # while the backend is a passing state (a background ONNX export)
 
 
@@ -64,7 +65,7 @@ def _open_engine(choice: ModelChoice, worker: ModelWorker, token):
     loaded = engine.loaded
     return {"arch": loaded.arch, "pretrained": pretrained if pretrained == "demo" else loaded.pretrained,
             "name": loaded.display_name, "device": str(loaded.device), "backend": engine.encoder.name,
-            "class_names": loaded.class_names, "templates": loaded.metadata.get("templates")}
+            "class_names": loaded.class_names, "templates": model_templates(loaded.metadata)}
 
 
 def _poll_backend(worker: ModelWorker, _token) -> str | None:
@@ -234,8 +235,8 @@ class ModelController(QObject):
         window._save_settings()
         window._set_busy(False)
         window._idle_message()
-        if info.get("templates") in TEMPLATE_SETS:
-            session.set_options(templates=info["templates"])  # the prompts it was trained with
+        if info.get("templates"):  # the prompts it was trained with; else the user's choice stays
+            session.set_options(templates=info["templates"])
         window.model_loaded.emit(info)
         names = info.get("class_names")
         if self.offer_classes and names and [n.casefold() for n in names] != [

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import atomic_path, atomic_write_text
 from .shards import read_shard
 
 EXACT_BELOW = 20_000  # vectors: under this a brute-force scan takes under a millisecond or two
@@ -184,9 +185,8 @@ class VectorIndex:
             if len(keys):
                 ann.add(keys, vectors)
         self.dir.mkdir(exist_ok=True)
-        temp = self.dir / f".{self.library.file}.{os.getpid()}.tmp"
-        ann.save(temp)
-        os.replace(temp, self._ann_file())
+        with atomic_path(self._ann_file()) as temp:  # fsynced, then renamed: never half an index
+            ann.save(temp)
         self.ann = ann
 
     def _shard_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +262,4 @@ class VectorIndex:
 
     def _write_state(self) -> None:
         self.dir.mkdir(exist_ok=True)
-        temp = self.dir / f".state.json.{os.getpid()}.tmp"
-        temp.write_text(json.dumps(self.state), encoding="utf-8")
-        os.replace(temp, self.dir / "state.json")
+        atomic_write_text(self.dir / "state.json", json.dumps(self.state))

@@ -12,23 +12,35 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..commands import (
+    EXIT_OK,
+    UsageError,
+    classify_rows,
+    model_labels,
+    note,
+    open_engine,
+    read_label_args,
+    report_failures,
+    write_rows,
+)
+from ..console import drive
+from ..options import add_model_options, add_templates_option, batch_size, positive_int
+
 RAY_HELP = "run on Ray: no value starts a local Ray on this machine, ADDRESS (or RAY_ADDRESS) joins a cluster"
 
 
 def register(commands, classify: argparse.ArgumentParser, search: argparse.ArgumentParser) -> None:
     """Add `index`, and the `--ray` / `--index` options to the existing classify and search."""
-    from ..cli import _add_model_options, _positive
-
     index = commands.add_parser("index", help="embed (and classify) many images into Parquet shards")
     index.add_argument("paths", nargs="+", metavar="PATH",
                        help="folders, image files, text files of paths, or fsspec URLs")
     index.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR", help="where the shards go")
     index.add_argument("--labels", help="also classify: comma-separated labels")
-    index.add_argument("--templates", default="photo", choices=["none", "photo", "ensemble", "imagenet80"])
+    add_templates_option(index)
     index.add_argument("--multi-label", action="store_true")
-    _add_model_options(index)
+    add_model_options(index)
     _add_scale_options(index)
-    index.add_argument("--batch-size", type=_positive, default=32)
+    index.add_argument("--batch-size", type=batch_size, default=32)
     index.add_argument("--exact", action="store_true", help="decode JPEGs at full size")
     index.set_defaults(handler=cmd_index)
 
@@ -48,18 +60,14 @@ def register(commands, classify: argparse.ArgumentParser, search: argparse.Argum
 
 
 def _add_scale_options(parser: argparse.ArgumentParser) -> None:
-    from ..cli import _positive
-
     group = parser.add_argument_group("scale")
     group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help=RAY_HELP)
-    group.add_argument("--workers", type=_positive, default=None,
+    group.add_argument("--workers", type=positive_int, default=None,
                        help="encoder actors (default: one per GPU, or CPUs − 1)")
-    group.add_argument("--shard-size", type=_positive, default=1000, help="images per shard, on average")
+    group.add_argument("--shard-size", type=positive_int, default=1000, help="images per shard, on average")
 
 
 def _need_paths(handler, args) -> int:
-    from ..cli import UsageError
-
     if not args.paths:
         raise UsageError("Give image files or folders to search, or --index INDEX_DIR.")
     return handler(args)
@@ -75,7 +83,6 @@ def _spec(args, engine):
 
 def _open(args):
     """The driver's engine (labels, scoring, queries); the embedding cache is not used here."""
-    from ..cli import open_engine
     from .pipeline import check_reachable, import_ray
 
     if getattr(args, "ray", None) is not None:
@@ -87,8 +94,6 @@ def _open(args):
 
 
 def _run_index(args, engine, labels, templates: str, out: Path):
-    from ..cli import note
-    from ..console import drive
     from .pipeline import IndexOptions, index_job
 
     options = IndexOptions(labels=labels, templates=templates, multi_label=args.multi_label,
@@ -101,11 +106,11 @@ def _run_index(args, engine, labels, templates: str, out: Path):
 
 
 def cmd_index(args) -> int:
-    from ..cli import EXIT_OK
-    from ..core.prompts import split_labels
+    from ..core.prompts import default_templates, split_labels
 
     labels = split_labels(args.labels) if args.labels else None
-    result = _run_index(args, _open(args), labels, args.templates, args.out)
+    engine = _open(args)
+    result = _run_index(args, engine, labels, default_templates(args.templates, engine.loaded.metadata), args.out)
     rescored = f"{result.rescored} re-scored from their stored embeddings, " if result.rescored else ""
     print(f"{result.folder}: {len(result.shards)} shards "
           f"({result.written} written, {rescored}{result.skipped} already there), {result.images} images, "
@@ -115,14 +120,11 @@ def cmd_index(args) -> int:
 
 def cmd_classify_ray(args) -> int:
     """classify --ray: index into shards, then print the same rows as the single-process path."""
-    from .. import cli
-    from ..cli import EXIT_OK, classify_rows, note, read_label_args, write_rows
-
+    if args.threshold is not None and not args.multi_label:
+        raise UsageError("--threshold applies to --multi-label; without it each image gets its best label.")
     labels = read_label_args(args)
     engine = _open(args)
-    templates = args.templates or "photo"
-    if hasattr(cli, "model_labels"):  # no --labels: a fine-tuned model's own classes
-        labels, templates = cli.model_labels(engine.loaded, labels, args.templates)
+    labels, templates = model_labels(engine.loaded, labels, args.templates)  # no --labels: the model's classes
     args.templates = templates
     with tempfile.TemporaryDirectory(prefix="clipdesk-index-") as temp:
         out = args.out or Path(temp)
@@ -135,10 +137,9 @@ def cmd_classify_ray(args) -> int:
                           quarters=quarters if args.multi_label else None)
     files = [_as_path(e.path) for e in result.entries]
     missing = {_as_path(p): m for p, m in result.missing.items()}
-    write_rows(classify_rows(files, missing, embedded, scores, args.top_k), label_set.names, args.format)
-    failed = len(missing) + len(embedded.errors)
-    if failed:
-        note(f"{failed} file(s) could not be read; see their error entries.")
+    rows = classify_rows(files, missing, embedded, scores, args.top_k, args.threshold)
+    write_rows(rows, label_set.names, args.format)
+    report_failures(rows)
     return EXIT_OK
 
 
@@ -172,7 +173,6 @@ def _embedded(result):
 
 
 def cmd_search_index(args) -> int:
-    from ..cli import EXIT_OK, UsageError, open_engine
     from ..core.errors import ImageLoadError
     from .ann import VectorIndex
     from .pipeline import ModelSpec
@@ -211,7 +211,6 @@ def cmd_search_index(args) -> int:
 
 def _check_model(args, spec) -> None:
     """An explicit --model/--pretrained must be the index's: its vectors mean nothing to another model."""
-    from ..cli import UsageError
     from ..core.errors import ClipdeskError
     from ..core.models import resolve_source
 

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.cache import content_digest
+from ..core.digest import content_digest
 from ..core.errors import ClipdeskError, ImageLoadError
 from ..core.jobs import CancelToken, Job, Progress, check, run_job
+from ..core.prompts import DEFAULT_TEMPLATES
+from ..core.results import row_of
 from . import shards as sh
 
 DECODE_MEMORY = 256 * 2**20  # bytes a decode task reserves (a batch of preprocessed images)
@@ -72,7 +74,7 @@ class ModelSpec:
 @dataclass
 class IndexOptions:
     labels: list[str] | None = None
-    templates: str = "photo"
+    templates: str = DEFAULT_TEMPLATES
     multi_label: bool = False
     exact: bool = False
     batch_size: int = 32
@@ -335,10 +337,11 @@ def _add_scores(engine, columns: dict, label_set, options: IndexOptions) -> None
         return
     scores = engine.score(columns["embedding"], label_set, multi_label=options.multi_label,
                           templates=options.templates, quarters=columns.get("quarters"))
-    best = scores.probs.argmax(axis=1) if len(label_set.names) else []
-    failed = [bool(e) for e in columns["error"]]
-    columns["label"] = [None if bad else label_set.names[j] for bad, j in zip(failed, best)]
-    columns["score"] = [None if bad else float(scores.probs[i, j]) for i, (bad, j) in enumerate(zip(failed, best))]
+    # core/results.py decides label and score, as for the CLI and the API: none from NaN scores.
+    rows = [None if error else row_of(scores, i, where=path)
+            for i, (path, error) in enumerate(zip(columns["path"], columns["error"]))]
+    columns["label"] = [row.label if row is not None else None for row in rows]
+    columns["score"] = [row.score if row is not None else None for row in rows]
     columns["scores"] = scores.probs.astype(np.float32)
 
 

@@ -5,14 +5,14 @@ each file's path, size and modification time; never the labels, whose scores are
 place from the stored embeddings), so a re-run finds the shards it already wrote and skips them: a killed
 job loses only the shards in flight. Shard boundaries are content-defined (a path whose hash is
 0 modulo the target size ends a shard), so adding or editing one file re-encodes only the shard
-that holds it, not every shard after it. Every file is written to a temporary name and renamed.
+that holds it, not every shard after it. Every file is written through core/atomic.py (a temporary
+name, fsynced, then renamed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import images
+from ..core.atomic import atomic_path, atomic_write_text
 from ..core.errors import ClipdeskError
 
 MANIFEST = "manifest.json"
@@ -182,16 +183,16 @@ def config_key(**options) -> str:
 
 # -- writing and reading ------------------------------------------------------------------------
 def write_shard(folder: Path, name: str, columns: dict[str, object], metadata: dict) -> Path:
-    """Write one shard atomically: a temporary file in the same folder, then a rename."""
+    """Write one shard atomically (core/atomic.py: a temporary file in the same folder, fsynced,
+    then renamed), so a killed run leaves whole shards or none."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table({key: _arrow(value) for key, value in columns.items()})
     table = table.replace_schema_metadata({b"clipdesk": json.dumps(metadata).encode()})
     final = folder / name
-    temp = folder / f".{name}.{os.getpid()}.tmp"
-    pq.write_table(table, temp)
-    os.replace(temp, final)
+    with atomic_path(final) as temp:
+        pq.write_table(table, temp)
     return final
 
 
@@ -244,9 +245,7 @@ def existing_shards(folder: Path) -> set[str]:
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
-    temp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
-    temp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(temp, folder / MANIFEST)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def read_manifest(folder: Path) -> dict:

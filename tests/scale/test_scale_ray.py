@@ -99,3 +99,31 @@ def test_ray_multi_label_equals_single_process(local_ray, tmp_path, capsys):
     single = cli_json(capsys, *common, "--labels", new)
     spoil_images(folder)
     assert_same_rows(cli_json(capsys, *scaled, "--labels", new), single)
+
+
+def test_ray_rows_judge_nan_and_presence_like_the_cli(local_ray, tmp_path, capsys, monkeypatch):
+    """`classify --ray` prints core/results.py's rows: a NaN score is an error entry (never a label),
+    and --threshold decides the labels present (it used to be dropped on Ray)."""
+    from clipdesk.core.classify import Scores
+    from clipdesk.core.engine import Engine
+
+    folder = make_folder(tmp_path / "photos", 6)
+    fixed = np.array([1.0, 0.5, 0.25, 0.04], np.float32)
+    nan_first = {"on": True}
+
+    def score(self, features, label_set, multi_label=False, *args, **kwargs):
+        probs = np.tile(fixed, (len(features), 1))
+        if nan_first["on"] and len(probs):
+            probs[0] = np.nan
+        return Scores(label_set.names, probs, np.zeros_like(probs), multi_label=multi_label)
+
+    monkeypatch.setattr(Engine, "score", score)
+    common = ["classify", folder, "--labels", ",".join(LABELS), "--model", "demo", "--backend", "torch",
+              "--device", "cpu", "--format", "json", "--no-cache", "--multi-label", "--ray",
+              "--out", tmp_path / "idx", "--shard-size", "100"]
+    rows = [row for row in cli_json(capsys, *common) if not row["path"].endswith("broken.png")]
+    assert rows[0] == {"path": rows[0]["path"], "error": f"{rows[0]['path']}: the model gave no valid score (NaN)."}
+    assert all(row["labels"] == LABELS[:3] for row in rows[1:])  # default cut 0.05: 0.04 is out
+    nan_first["on"] = False
+    rows = [row for row in cli_json(capsys, *common, "--threshold", "0.5") if "error" not in row]
+    assert len(rows) == 6 and all(row["labels"] == LABELS[:2] for row in rows)
