@@ -180,7 +180,8 @@ def test_held_out_combinations_never_appear_in_training():
 
 def test_the_build_trains_on_training_scenes_only():
     """build_demo's pool comes from `training_scene`, and its captions from those scenes."""
-    from training.build_demo import CaptionedShapes, render_pool
+    from training.build_demo import CaptionedShapes
+    from training.demo_pixels import render_pool
 
     rng = np.random.default_rng(5)
     scenes = [synthetic.training_scene(rng) for _ in range(8)]
