@@ -233,3 +233,30 @@ def test_a_broken_preprocessing_fails_the_accuracy_check(tmp_path):
     broken.loaded.preprocess = bgr
     result = evaluate(broken, seed=TEST_SEED, per_pair=2, search_gallery=1, folder=tmp_path)
     assert result.seen < 0.6, result.as_dict()
+
+
+def test_write_demo_replaces_the_files_whole(tmp_path, monkeypatch):
+    """The demo files go through core/atomic: a failed write leaves the old files as they were and
+    no temporary file behind; a finished one is readable by everyone (a shipped resource)."""
+    from safetensors.torch import load_file
+
+    from clipdesk.core import atomic
+    from training.build_demo import DemoConfig, new_model, write_demo
+
+    model, _ = new_model(0)
+    write_demo(model, tmp_path, DemoConfig(), {"seen": 0.5}, 1.0, 1.0)
+    old = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "metadata.json")}
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert all(torch.equal(stored[k], v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items())
+
+    def full_disk(handle):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)  # every atomic write fails at its flush
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(OSError):
+        write_demo(model, tmp_path, DemoConfig(), {"seen": 0.9}, 1.0, 1.0)
+    assert {p.name for p in tmp_path.iterdir()} == set(old)
+    assert all((tmp_path / name).read_bytes() == data for name, data in old.items())
