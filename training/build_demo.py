@@ -24,9 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clipdesk.core.atomic import atomic_path, atomic_write_text
 from clipdesk.core.paths import cache_dir, resources_dir
 
 from . import synthetic
+from .demo_pixels import normalisation, render_pool
+from .evaluate_demo import quick_accuracy
+from .loop import LoopConfig, clear_state, contrastive_train_job
 
 ARCH = "clipdesk-demo"
 OUT_DIR = resources_dir() / "models" / "demo"
@@ -56,7 +60,7 @@ class CaptionedShapes:
         self.pixels = pixels  # uint8 [N, 3, H, W]
         self.tokenizer = tokenizer
         self.seed = seed
-        self.mean, self.std = _normalisation()
+        self.mean, self.std = normalisation()
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -70,20 +74,6 @@ class CaptionedShapes:
         image = (self.pixels[index].float() / 255.0 - self.mean) / self.std
         group = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=7).digest(), "little")
         return {"image": image, "tokens": self.tokenizer([text])[0], "group": group}
-
-
-def _normalisation() -> tuple[torch.Tensor, torch.Tensor]:
-    """The same mean/std as the model's eval transform (open_clip's OpenAI defaults)."""
-    from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
-    return (torch.tensor(OPENAI_DATASET_MEAN).view(3, 1, 1), torch.tensor(OPENAI_DATASET_STD).view(3, 1, 1))
-
-
-def render_pool(scenes: list[synthetic.Scene], size: int) -> torch.Tensor:
-    pixels = np.empty((len(scenes), size, size, 3), dtype=np.uint8)
-    for i, scene in enumerate(scenes):
-        pixels[i] = np.asarray(synthetic.render(scene, size))
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 
 def new_model(seed: int):
@@ -103,9 +93,6 @@ def build(config: DemoConfig, out_dir: Path = OUT_DIR, log=print, state_dir: Pat
 
     The loop's resumable state goes to `state_dir` (default: the user cache), so an interrupted
     build picks up where it stopped when run again with the same settings."""
-    from .evaluate_demo import quick_accuracy
-    from .loop import LoopConfig, clear_state, contrastive_train_job
-
     torch.set_num_threads(config.threads)
     started_wall, started_cpu = time.time(), time.process_time()
     model, tokenizer = new_model(config.seed)
@@ -161,13 +148,12 @@ def write_demo(model, out_dir: Path, config: DemoConfig, scores: dict, wall: flo
     """model.safetensors (fp32; BatchNorm counters stay int64) + metadata.json, written atomically."""
     from safetensors.torch import save_file
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: (v.float() if v.is_floating_point() else v).detach().contiguous()
              for k, v in model.state_dict().items()}
-    tmp = out_dir / f".model.{os.getpid()}.tmp"
-    save_file(state, str(tmp))
-    os.chmod(tmp, 0o644)  # a shipped resource, readable by everyone like the rest of the package
-    os.replace(tmp, out_dir / "model.safetensors")
+    with atomic_path(out_dir / "model.safetensors") as temp:
+        save_file(state, str(temp))
+    # A shipped resource, readable by everyone like the rest of the package, whatever the umask.
+    os.chmod(out_dir / "model.safetensors", 0o644)
     metadata = {
         "architecture": ARCH,
         "method": "captions",
@@ -183,9 +169,7 @@ def write_demo(model, out_dir: Path, config: DemoConfig, scores: dict, wall: flo
                      "command": "python -m training.build_demo"},
         "accuracy": {k: round(float(v), 4) for k, v in scores.items()},
     }
-    tmp = out_dir / f".metadata.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "metadata.json")
+    atomic_write_text(out_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
     return metadata
 
 
@@ -201,9 +185,8 @@ def write_samples(folder: Path, size: int = 160) -> list[Path]:
     for index, (colour, shape) in enumerate(SAMPLE_SCENES):
         path = folder / f"{index + 1:02d}-{colour}-{shape}.png"
         scene = synthetic.sample_scene(np.random.default_rng([1, index]), [(colour, shape)], n_objects=1)
-        tmp = path.with_name(f".{path.name}.tmp")
-        synthetic.render(scene, size).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_path(path) as temp:
+            synthetic.render(scene, size).save(temp, format="PNG")
         paths.append(path)
     return paths
 

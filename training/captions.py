@@ -34,10 +34,11 @@ import torch
 from clipdesk.core.jobs import CancelToken, Job, Progress
 from clipdesk.core.models import load_model_job
 
-from .checkpoint import STATE_DIR, base_metadata, portable_reference, write_model_folder
+from .checkpoint import STATE_DIR, base_metadata, output_dir, portable_reference, write_model_folder
 from .common import encode_paths, fingerprint, train_transform
-from .data import DataError, ImageDataset, verify_pairs_job
-from .loop import LoopConfig, clear_state, contrastive_train_job, dist_info, is_writer
+from .config import FinetuneResult
+from .data import DataError, ImageDataset, read_caption_pairs, verify_pairs_job
+from .loop import LoopConfig, amp_context, clear_state, contrastive_train_job, dist_info, is_writer
 
 
 @dataclass
@@ -65,8 +66,6 @@ def split_pairs(pairs: Sequence[tuple[Path, str]], val_fraction: float, seed: in
 @torch.no_grad()
 def retrieval_recall(model, loaded, pairs, device) -> float:
     """Image→text recall@1 over the held-out pairs (an identical caption counts as a hit)."""
-    from .loop import amp_context
-
     if not pairs:
         return 0.0
     images = encode_paths(model, [p for p, _ in pairs], loaded.preprocess, device)
@@ -152,10 +151,6 @@ def _round_down(n: int, world: int) -> int:
 
 def captions_finetune_job(config, cancel: CancelToken | None = None):
     """`finetune --method captions`: FOLDER is a CSV (filepath,caption) or images with .txt files."""
-    from .api import FinetuneResult
-    from .checkpoint import output_dir
-    from .data import read_caption_pairs
-
     notes: list[str] = []
     pairs = read_caption_pairs(config.folder, notes)
     val_pairs = read_caption_pairs(config.val_folder, notes) if config.val_folder else None

@@ -12,6 +12,9 @@ import torch
 
 from clipdesk.core.prompts import Label, template_set
 
+from .data import load_training_image
+from .loop import amp_context
+
 # The forgetting guard: a generic label set whose zero-shot answers should not change much.
 GENERIC_LABELS = (
     "person", "dog", "cat", "bird", "car", "bicycle", "airplane", "boat", "tree", "flower",
@@ -48,19 +51,12 @@ def class_prompts(classes: Sequence[str], templates: str) -> list[str]:
     return [first(c) if callable(first) else first.format(c) for c in classes]
 
 
-def tokenize(loaded, texts: Sequence[str]) -> torch.Tensor:
-    return loaded.tokenizer(list(texts))
-
-
 @torch.no_grad()
 def encode_paths(model, paths: Sequence[Path], transform, device, batch_size: int = 64) -> torch.Tensor:
     """Normalised image features (CPU float32) with the evaluation transform, in path order."""
-    from .data import _load_or_blank
-    from .loop import amp_context
-
     out = []
     for start in range(0, len(paths), batch_size):
-        batch = torch.stack([transform(_load_or_blank(p)) for p in paths[start:start + batch_size]])
+        batch = torch.stack([transform(load_training_image(p)) for p in paths[start:start + batch_size]])
         with amp_context(device):
             features = model.encode_image(batch.to(device), normalize=True)
         out.append(features.float().cpu())
@@ -71,8 +67,6 @@ def encode_paths(model, paths: Sequence[Path], transform, device, batch_size: in
 def class_weights(model, loaded, classes: Sequence[str], templates: str, device) -> torch.Tensor:
     """open_clip's zero-shot classifier for `classes` under `model`'s current weights, [C, D]."""
     from open_clip import build_zero_shot_classifier
-
-    from .loop import amp_context
 
     names = [Label(c).name for c in classes]
     with amp_context(device):

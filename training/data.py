@@ -395,6 +395,3 @@ def load_training_image(path: Path):
     except ClipdeskError as error:
         raise ImageChangedError(f"{error} It changed since the images were checked; fix or remove it and run "
                         "the same command again (training resumes).") from error
-
-
-_load_or_blank = load_training_image  # the old name, still imported by the methods

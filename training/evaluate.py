@@ -9,6 +9,7 @@ import numpy as np
 from clipdesk.core.jobs import CancelToken, Job
 from clipdesk.core.prompts import Label, default_templates
 
+from .config import EvalReport
 from .data import DataError, scan_dataset
 from .report import accuracy, confusion_matrix, per_class_accuracy
 
@@ -26,8 +27,6 @@ def evaluate_folder_job(folder: Path | str, arch: str, pretrained: str, device: 
                         cancel: CancelToken | None = None, templates: str | None = None,
                         batch_size: int = 32):
     from clipdesk.core.engine import open_engine_job
-
-    from .api import EvalReport
 
     summary = scan_dataset(folder)
     if not summary.classes:

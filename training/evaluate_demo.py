@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from clipdesk.core.atomic import atomic_path
 
 from . import synthetic
+from .demo_pixels import normalisation, render_pool
 
 DOCS_PICTURE = Path(__file__).resolve().parents[1] / "docs" / "demo_predictions.png"
 
@@ -36,12 +38,8 @@ def _is_held_out(scene: synthetic.Scene) -> bool:
 # -- fast path used during training (the model in memory, no files) ---------------------------
 def quick_accuracy(model, tokenizer, seed: int = 1, per_pair: int = 8) -> dict:
     """Seen / held-out top-1 accuracy of an in-memory model (for model selection and logs)."""
-    import torch
-
-    from .build_demo import _normalisation, render_pool
-
     scenes = eval_scenes(seed, per_pair)
-    mean, std = _normalisation()
+    mean, std = normalisation()
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     images = (render_pool(scenes, size).float() / 255.0 - mean) / std

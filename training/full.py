@@ -39,11 +39,12 @@ from .common import (
     stratified_split,
     train_transform,
 )
+from .config import FinetuneResult
 from .data import (
     DataError,
     ImageDataset,
-    _load_or_blank,
     check_dataset,
+    load_training_image,
     scan_dataset,
     split_dataset,
     verify_dataset,
@@ -87,7 +88,7 @@ class Validator:
         self.images = self._decode(self.paths) if len(self.paths) <= self.KEEP_DECODED else None
 
     def _decode(self, paths) -> torch.Tensor:
-        return torch.stack([self.loaded.preprocess(_load_or_blank(p)) for p in paths])
+        return torch.stack([self.loaded.preprocess(load_training_image(p)) for p in paths])
 
     @torch.no_grad()
     def features(self, model) -> torch.Tensor:
@@ -196,8 +197,6 @@ def tuned_beats_base(loaded, model, base: dict, tuned: dict, alpha: float, split
 
 def full_job(config, cancel: CancelToken | None = None):
     """scan → split → FLYP training (resumable) → WiSE-FT sweep → model folder + honest report."""
-    from .api import FinetuneResult
-
     device_name = init_distributed(config.device)
     summary = scan_dataset(config.folder)
     check_dataset(summary, config.min_per_class)

@@ -23,6 +23,7 @@ from clipdesk.core.prompts import Label
 
 from . import probe
 from .checkpoint import base_metadata, output_dir, portable_reference, write_model_folder
+from .config import FinetuneResult
 from .data import DataError, check_dataset, require_every_class, scan_dataset, split_dataset
 from .report import (
     SMALL_EVALUATION,
@@ -98,8 +99,6 @@ def quick_job(config, cancel: CancelToken | None = None):
     from clipdesk.core.cache import EmbeddingCache
     from clipdesk.core.engine import Engine
     from clipdesk.core.models import load_model_job
-
-    from .api import FinetuneResult
 
     summary = scan_dataset(config.folder)
     check_dataset(summary, config.min_per_class)

@@ -126,19 +126,48 @@ def test_sample_images_are_classified(engine, tmp_path):
     assert demo.demo_labels(limit=5) == [f"{c} {s}" for c, s in demo.SAMPLE_SCENES[:5]]
 
 
-def test_cli_classify_with_the_demo_model(tmp_path):
+def raw_open_clip_cosines(paths, labels: list[str]) -> np.ndarray:
+    """Cosines computed from the shipped files with open_clip alone (its own model factory, eval
+    transform and tokenizer), not through clipdesk's loader, encoder or engine."""
+    import open_clip
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    folder = demo.demo_model_dir()
+    open_clip.add_model_config(folder.parents[1] / "model_configs")
+    model = open_clip.create_model("clipdesk-demo", pretrained=None)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.eval()
+    transform = open_clip.image_transform(64, is_train=False)
+    tokenizer = open_clip.get_tokenizer("clipdesk-demo")
+    with torch.no_grad():
+        images = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths])
+        image = model.encode_image(images, normalize=True)
+        text = model.encode_text(tokenizer(labels), normalize=True)
+    return (image @ text.T).numpy()
+
+
+def test_cli_classify_with_the_demo_model():
+    """The CLI names what each sample shows, out of all 64 labels (a random-weights model gets one
+    of four right by chance 1 time in 16, all four about once in 17 million), and its cosines are
+    those of the raw open_clip model."""
     from clipdesk.cli import main
 
-    paths = demo.demo_sample_images()
+    paths = demo.demo_sample_images()[:4]
+    drawn = [f"{c} {s}" for c, s in demo.SAMPLE_SCENES[:4]]  # what write_samples drew in each file
+    assert all(name in p.name for name, p in zip([d.replace(" ", "-") for d in drawn], paths))
+    labels = synthetic.class_names()
     out = io.StringIO()
     with redirect_stdout(out):
-        code = main(["classify", str(paths[0]), str(paths[1]), "--model", "demo", "--backend", "torch",
-                     "--labels", "red circle,blue star,green square", "--templates", "none",
+        code = main(["classify", *map(str, paths), "--model", "demo", "--backend", "torch",
+                     "--labels", ",".join(labels), "--templates", "none",
                      "--format", "json", "--device", "cpu", "--no-cache"])
     assert code == 0
     rows = json.loads(out.getvalue())
-    text = json.dumps(rows)
-    assert "red circle" in text and "blue star" in text
+    assert [row["label"] for row in rows] == drawn
+    expected = raw_open_clip_cosines(paths, labels)
+    got = np.array([[row["cosines"][name] for name in labels] for row in rows])
+    np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
 # -- the generator ------------------------------------------------------------------------------
@@ -180,7 +209,8 @@ def test_held_out_combinations_never_appear_in_training():
 
 def test_the_build_trains_on_training_scenes_only():
     """build_demo's pool comes from `training_scene`, and its captions from those scenes."""
-    from training.build_demo import CaptionedShapes, render_pool
+    from training.build_demo import CaptionedShapes
+    from training.demo_pixels import render_pool
 
     rng = np.random.default_rng(5)
     scenes = [synthetic.training_scene(rng) for _ in range(8)]
@@ -203,3 +233,30 @@ def test_a_broken_preprocessing_fails_the_accuracy_check(tmp_path):
     broken.loaded.preprocess = bgr
     result = evaluate(broken, seed=TEST_SEED, per_pair=2, search_gallery=1, folder=tmp_path)
     assert result.seen < 0.6, result.as_dict()
+
+
+def test_write_demo_replaces_the_files_whole(tmp_path, monkeypatch):
+    """The demo files go through core/atomic: a failed write leaves the old files as they were and
+    no temporary file behind; a finished one is readable by everyone (a shipped resource)."""
+    from safetensors.torch import load_file
+
+    from clipdesk.core import atomic
+    from training.build_demo import DemoConfig, new_model, write_demo
+
+    model, _ = new_model(0)
+    write_demo(model, tmp_path, DemoConfig(), {"seen": 0.5}, 1.0, 1.0)
+    old = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "metadata.json")}
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert all(torch.equal(stored[k], v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items())
+
+    def full_disk(handle):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)  # every atomic write fails at its flush
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(OSError):
+        write_demo(model, tmp_path, DemoConfig(), {"seen": 0.9}, 1.0, 1.0)
+    assert {p.name for p in tmp_path.iterdir()} == set(old)
+    assert all((tmp_path / name).read_bytes() == data for name, data in old.items())

@@ -11,7 +11,7 @@ from clipdesk.core.jobs import run_job
 from clipdesk.core.models import load_model
 from training.api import FinetuneConfig, finetune_job
 from training.captions import train_captions_job
-from training.data import _load_or_blank
+from training.data import load_training_image
 
 
 def _pairs(folder):
@@ -33,7 +33,7 @@ def test_captions_job_learns_and_round_trips(tmp_path):
     assert metadata["class_names"] == ["red", "blue"]
 
     reloaded = load_model(TINY, str(tmp_path / "model"), "cpu")
-    images = torch.stack([reloaded.preprocess(_load_or_blank(p)) for p, _ in pairs[:4]])
+    images = torch.stack([reloaded.preprocess(load_training_image(p)) for p, _ in pairs[:4]])
     tokens = reloaded.tokenizer([c for _, c in pairs[:4]])
     with torch.no_grad():
         a = result.loaded.model(images, tokens)

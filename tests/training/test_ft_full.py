@@ -14,7 +14,7 @@ from open_clip.loss import ClipLoss
 
 from clipdesk.core.models import load_model
 from training.common import class_prompts
-from training.data import _load_or_blank
+from training.data import load_training_image
 from training.full import ALPHAS, wise_mix
 from training.loop import MAX_LOGIT_SCALE, GroupedClipLoss, epoch_batches, lr_at, param_groups
 
@@ -35,7 +35,7 @@ def test_checkpoint_round_trip_gives_identical_logits(full_run):
     result, _ = full_run
     in_memory = result.loaded
     reloaded = load_model(TINY, str(result.model_dir), "cpu")
-    images = torch.stack([reloaded.preprocess(_load_or_blank(p)) for p in result.val_paths])
+    images = torch.stack([reloaded.preprocess(load_training_image(p)) for p in result.val_paths])
     tokens = reloaded.tokenizer(class_prompts(result.classes, "photo"))
     with torch.no_grad():
         a_img, a_txt, a_scale = in_memory.model(images, tokens)[:3]
