@@ -29,6 +29,20 @@ def test_example_runs_offline(script, tmp_path):
         assert any("image 1: blue star" in line for line in lines)  # the numpy copy of 02-blue-star
         assert any("no-such-file.png" in line for line in lines)  # an error result, not an exception
         assert lines[lines.index("Search 'pink star':") + 1].split()[1] == "08-pink-star.png"
+    if script.name == "quickstart.py":
+        check_quickstart_output(out.stdout.splitlines())
+
+
+def check_quickstart_output(lines: list[str]) -> None:
+    """The demo model names each of the three sample pictures as its file name says, confidently,
+    and finds the pink star: a broken or random-weights model prints other labels or scores."""
+    assert len(lines) == 4, lines
+    for line, name in zip(lines[:3], ["01-red-circle.png", "02-blue-star.png", "03-yellow-triangle.png"]):
+        path, *label, score = line.split()
+        assert Path(path).name == name
+        assert " ".join(label) == " ".join(name[3:-4].split("-"))
+        assert float(score) >= 0.9, line
+    assert Path(lines[3]).name == "08-pink-star.png"
 
 
 def test_readme_python_section_is_the_quickstart_example():
@@ -37,5 +51,5 @@ def test_readme_python_section_is_the_quickstart_example():
     section = re.search(r"^## Python\n.*?```python\n(.*?)```", readme, re.S | re.M)
     quickstart = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
     assert len([line for line in quickstart.splitlines() if line.strip()]) == 6
-    if section is not None:  # the section is merged into README.md by hand
-        assert section.group(1).strip() == quickstart.strip()
+    assert section is not None, "README.md has no '## Python' section with a python block"
+    assert section.group(1).strip() == quickstart.strip()

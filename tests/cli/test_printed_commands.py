@@ -82,7 +82,13 @@ def test_use_it_with_line_runs_the_finetuned_model(finetuned):
     literal = run(command.replace("PATH", shlex.quote(str(pets))), env)
     assert literal.returncode == 0, literal.stderr[-2000:]
     assert "Traceback" not in literal.stderr
-    assert all(name in literal.stdout for name in COLOURS)  # the model's own classes, no --labels
+    rows = [line.split() for line in literal.stdout.splitlines() if line.strip()]
+    assert len(rows) == 12, literal.stdout
+    for path, top, _, *rest in rows:  # path, best label and its score, then the other labels
+        # the model's own classes (no --labels), in every row, and the right one first: a colour
+        # in a file path is not enough, the label columns must name them
+        assert sorted([top, *rest[::2]]) == sorted(COLOURS), rows
+        assert top == Path(path).parent.name, rows
     tuned = run(command.replace("PATH", shlex.quote(str(pets))) + " --format json", env)
     templates = json.loads((model_dir / "metadata.json").read_text()).get("templates", "photo")
     base = run(["clipdesk", "classify", str(pets), "--model", "demo", "--labels", ",".join(sorted(COLOURS)),
@@ -153,7 +159,9 @@ def test_cache_and_models_hints_run(tmp_path):
     unknown = run(["clipdesk", "classify", str(image), "--model", "no-such-arch", "--pretrained", "none",
                    "--labels", "a,b"], env)
     assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
-    for hint in re.findall(r"`(clipdesk [^`]+)`", unknown.stderr):
+    hints = re.findall(r"`(clipdesk [^`]+)`", unknown.stderr)
+    assert len(hints) > 0, unknown.stderr  # the error names a command to run
+    for hint in hints:
         listed = run(hint, env)
         assert listed.returncode == 0 and "clipdesk-demo" in listed.stdout, listed.stderr[-2000:]
     assert run(["clipdesk", "classify", str(image), "--model", "demo", "--labels", "a,b"], env).returncode == 0

@@ -1,4 +1,5 @@
-"""Minimal camera RAW files for tests and benchmarks: DNGs that LibRaw reads, written with tifffile.
+"""Minimal camera RAW files for tests and benchmarks that LibRaw reads: DNGs written with tifffile,
+and Canon CR2 / Nikon NEF files built byte by byte (see the section further down).
 
 A DNG is a TIFF with a few extra tags. The raw image is a 16-bit RGGB Bayer mosaic (CFA) made
 from an RGB picture; the colour matrix declares the camera's space to be linear sRGB, so LibRaw's
@@ -11,6 +12,7 @@ as a 1-row greyscale strip and the tags describing the strip are then rewritten 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -97,4 +99,128 @@ def write_dng(path: Path, rgb: np.ndarray, orientation: int = 1,
                             ("BitsPerSample", (8, 8, 8)), ("RowsPerStrip", height),
                             ("Compression", 7), ("PhotometricInterpretation", 6)]:  # JPEG, YCbCr
             tags[name].overwrite(value)
+    return path
+
+
+# -- Canon CR2 and Nikon NEF ---------------------------------------------------------------------
+# Both are TIFF files laid out as the cameras write them, built here byte by byte (tifffile cannot
+# place the IFDs where a CR2 needs them). What differs from a camera's file: the raw strip is
+# uncompressed 16-bit (cameras use Canon's lossless JPEG / Nikon's Huffman coding, which LibRaw
+# reads through the same TIFF fields) and there is no maker note (so no white balance as shot).
+
+_TIFF_TYPES = {"B": (1, "B"), "A": (2, ""), "H": (3, "H"), "L": (4, "I"), "U": (7, "B")}
+
+
+class TiffBuilder:
+    """A TIFF file assembled bottom-up: data and child IFDs first, so that every offset a parent
+    IFD holds is known when it is written. `order` is "<" (II, Canon) or ">" (MM, Nikon)."""
+
+    def __init__(self, order: str, header_extra: bytes = b"") -> None:
+        self.order = order
+        self.data = bytearray((b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 0)
+                              + header_extra)
+
+    def blob(self, payload: bytes) -> int:
+        """Append bytes at an even offset (TIFF word alignment); returns the offset."""
+        if len(self.data) % 2:
+            self.data += b"\0"
+        offset = len(self.data)
+        self.data += payload
+        return offset
+
+    def _field(self, kind: str, value) -> tuple[int, int, bytes]:
+        code, fmt = _TIFF_TYPES[kind]
+        if kind == "A":
+            raw = value.encode("ascii") + b"\0"
+            return code, len(raw), raw
+        if kind == "U":
+            return code, len(value), bytes(value)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        return code, len(values), b"".join(struct.pack(self.order + fmt, v) for v in values)
+
+    def ifd(self, entries: dict[int, tuple[str, object]], next_ifd: int = 0) -> int:
+        """Write one IFD (tags sorted, values over 4 bytes stored before it); returns its offset."""
+        fields = []
+        for tag in sorted(entries):
+            code, count, raw = self._field(*entries[tag])
+            value = struct.pack(self.order + "I", self.blob(raw)) if len(raw) > 4 else raw.ljust(4, b"\0")
+            fields.append(struct.pack(self.order + "HHI", tag, code, count) + value)
+        offset = self.blob(struct.pack(self.order + "H", len(fields)) + b"".join(fields)
+                           + struct.pack(self.order + "I", next_ifd))
+        return offset
+
+    def finish(self, first_ifd: int) -> bytearray:
+        self.data[4:8] = struct.pack(self.order + "I", first_ifd)
+        return self.data
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+CANON_MODEL = "Canon EOS 5D Mark II"
+CANON_WHITE = 15600  # LibRaw's white level for this model (its camera table, not the file)
+NIKON_MODEL = "NIKON D700"
+NIKON_WHITE = 16383  # 14-bit
+
+
+def write_cr2(path: Path, rgb: np.ndarray, orientation: int = 1,
+              preview: np.ndarray | None = None) -> Path:
+    """A Canon CR2 of `rgb` (H, W, 3 uint8; even sizes, at least 22 px): the CR2 header ("CR",
+    version 2.0, offset of the raw IFD), IFD0 with Make/Model, orientation, EXIF and — given
+    `preview` — the full-size JPEG preview as its strip; IFD1 a 1/4-size JPEG thumbnail (tags 513 /
+    514); the raw IFD last in the chain, as IFD3 is in a camera's file (RGGB mosaic)."""
+    height, width = rgb.shape[:2]
+    cfa = cfa_from_rgb(rgb, CANON_WHITE)
+    tiff = TiffBuilder("<", b"CR\x02\x00" + b"\0\0\0\0")
+    strip = tiff.blob(cfa.astype("<u2").tobytes())
+    raw_ifd = tiff.ifd({256: ("H", width), 257: ("H", height), 258: ("H", 16), 259: ("H", 1),
+                        262: ("H", 32803), 273: ("L", strip), 277: ("H", 1), 278: ("H", height),
+                        279: ("L", cfa.nbytes)})
+    thumb = _jpeg((preview if preview is not None else rgb)[::4, ::4])
+    thumb_at = tiff.blob(thumb)
+    ifd1 = tiff.ifd({259: ("H", 6), 513: ("L", thumb_at), 514: ("L", len(thumb))}, raw_ifd)
+    exif = tiff.ifd({36864: ("U", b"0230")})  # ExifVersion
+    entries = {271: ("A", "Canon"), 272: ("A", CANON_MODEL), 274: ("H", orientation), 34665: ("L", exif)}
+    if preview is not None:
+        jpeg = _jpeg(preview)
+        entries.update({256: ("H", preview.shape[1]), 257: ("H", preview.shape[0]), 258: ("H", [8, 8, 8]),
+                        259: ("H", 6), 273: ("L", tiff.blob(jpeg)), 279: ("L", len(jpeg))})
+    data = tiff.finish(tiff.ifd(entries, ifd1))
+    data[12:16] = struct.pack("<I", raw_ifd)  # the CR2 header points at the raw IFD
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_nef(path: Path, rgb: np.ndarray, orientation: int = 1,
+              preview: np.ndarray | None = None) -> Path:
+    """A Nikon NEF of `rgb` (even sizes, at least 22 px): big-endian TIFF; IFD0 is the 1/8-size
+    uncompressed RGB thumbnail with Make/Model, orientation and EXIF, and its SubIFDs hold the
+    JPEG preview (given `preview`) and the 14-bit raw with its TIFF/EP CFA pattern (RGGB)."""
+    height, width = rgb.shape[:2]
+    cfa = cfa_from_rgb(rgb, NIKON_WHITE)
+    tiff = TiffBuilder(">")
+    strip = tiff.blob(cfa.astype(">u2").tobytes())
+    subs = [tiff.ifd({254: ("L", 0), 256: ("L", width), 257: ("L", height), 258: ("H", 14), 259: ("H", 1),
+                      262: ("H", 32803), 273: ("L", strip), 277: ("H", 1), 278: ("L", height),
+                      279: ("L", cfa.nbytes), 284: ("H", 1), 33421: ("H", [2, 2]), 33422: ("B", [0, 1, 1, 2])})]
+    if preview is not None:
+        jpeg = _jpeg(preview)
+        subs.insert(0, tiff.ifd({254: ("L", 1), 259: ("H", 6), 513: ("L", tiff.blob(jpeg)),
+                                 514: ("L", len(jpeg))}))
+    thumb = np.ascontiguousarray((preview if preview is not None else rgb)[::8, ::8])
+    thumb_at = tiff.blob(thumb.tobytes())
+    exif = tiff.ifd({36864: ("U", b"0221")})
+    ifd0 = tiff.ifd({254: ("L", 1), 256: ("L", thumb.shape[1]), 257: ("L", thumb.shape[0]),
+                     258: ("H", [8, 8, 8]), 259: ("H", 1), 262: ("H", 2), 271: ("A", "NIKON CORPORATION"),
+                     272: ("A", NIKON_MODEL), 273: ("L", thumb_at), 274: ("H", orientation), 277: ("H", 3),
+                     278: ("L", thumb.shape[0]), 279: ("L", thumb.nbytes), 330: ("L", subs),
+                     34665: ("L", exif)})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(tiff.finish(ifd0)))
     return path

@@ -3,13 +3,15 @@ and the per-label text cache behind `Engine.label_set`."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from synth_images import save_image
+from PIL import Image
+from synth_images import save_image, synth_array
 
 from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import EmbeddingCache, NullCache, content_digest
@@ -202,3 +204,57 @@ def test_label_vectors_same_with_or_without_cache(tiny_loaded, tmp_path, cache_k
     if cache_kind == "sqlite":
         engine = Engine(engine.encoder, cache)  # read back from disk
     np.testing.assert_allclose(engine.label_set(["cat", "dog"]).weights, reference, atol=1e-6)
+
+
+# -- content identity: the whole file, not a sample of it ----------------------------------------
+
+
+def expected_digest(path) -> str:
+    """The documented identity, computed here independently: SHA-256 of every byte of the file,
+    hex, first 160 bits (40 hex digits)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:40]
+
+
+def save_bmp_with_middle(path, middle_value: int):
+    """A 128×128 BMP (uncompressed, ~48 KiB) whose rows 32..95 are a flat grey of
+    `middle_value`: two such files share their first and last 4 KiB, their length and their
+    header, and differ only in the middle of the file."""
+    array = synth_array(7, 128, 128)
+    array[32:96] = middle_value
+    Image.fromarray(array).save(path, format="BMP")
+    return path
+
+
+def test_digest_is_sha256_of_the_whole_file(tiny_engine, make_images):
+    paths = make_images(3)
+    result = embed(tiny_engine, paths)
+    assert result.digests == [expected_digest(p) for p in paths]
+    assert all(len(d) == 40 for d in result.digests)
+
+
+def test_files_differing_only_in_the_middle_are_different_entries(tiny_engine, tmp_path):
+    dark = save_bmp_with_middle(tmp_path / "dark.bmp", 10)
+    light = save_bmp_with_middle(tmp_path / "light.bmp", 245)
+    a, b = dark.read_bytes(), light.read_bytes()
+    # The premise: same length, same first and last 4 KiB; only the middle differs.
+    assert len(a) == len(b) > 3 * 8192 and a[:8192] == b[:8192] and a[-8192:] == b[-8192:]
+    assert a != b
+    first = embed(tiny_engine, [dark])
+    second = embed(tiny_engine, [light])
+    assert (first.encoded, second.encoded) == (1, 1)  # no false hit on a sampled hash
+    assert first.digests == [expected_digest(dark)] and second.digests == [expected_digest(light)]
+    assert first.digests != second.digests
+    assert not np.allclose(first.features[0], second.features[0])
+    fresh = Engine(tiny_engine.encoder, NullCache())
+    np.testing.assert_allclose(second.features[0], embed(fresh, [light]).features[0], atol=1e-5)
+
+
+def test_one_byte_flip_anywhere_changes_the_identity(tmp_path):
+    base = save_bmp_with_middle(tmp_path / "base.bmp", 128).read_bytes()
+    digests = {content_digest(base)}
+    for position in (70, len(base) // 2, len(base) - 5000, len(base) - 1):
+        flipped = bytearray(base)
+        flipped[position] ^= 0x01
+        digests.add(content_digest(bytes(flipped)))
+        assert content_digest(bytes(flipped)) == hashlib.sha256(flipped).hexdigest()[:40]
+    assert len(digests) == 5

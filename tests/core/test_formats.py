@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rawpy
 from PIL import Image
 from synth_images import save_image, synth_array
-from synth_raw import write_dng
+from synth_raw import CANON_WHITE, write_cr2, write_dng, write_nef
 
 from clipdesk.core import decoders
 from clipdesk.core.errors import ImageLoadError
@@ -214,6 +215,80 @@ def test_every_new_format_is_embedded_and_cached_by_content(tiny_engine, tmp_pat
     again = run_job(tiny_engine.embed_job(renamed))
     assert again.encoded == 0  # content-keyed: a moved file is still a hit
     np.testing.assert_array_equal(again.features, first.features)
+
+
+# -- Canon CR2 and Nikon NEF: TIFF-based camera files (tests/core/synth_raw.py) ------------------
+
+CAMERA_WRITERS = {".CR2": write_cr2, ".NEF": write_nef}
+
+
+def assert_red_and_blue_where_expected(got: np.ndarray, expected: np.ndarray) -> None:
+    """The camera's colour matrix (and no white balance as shot) shifts the colours, so check what
+    survives it: in each corner region, red stays red-dominant and blue blue-dominant."""
+    expected = np.asarray(Image.fromarray(np.ascontiguousarray(expected)).resize(
+        (got.shape[1], got.shape[0]), Image.Resampling.NEAREST)).astype(int)
+    h, w = got.shape[:2]
+    for rows in (slice(0, h // 4), slice(3 * h // 4, h)):
+        for cols in (slice(0, w // 4), slice(3 * w // 4, w)):
+            r, _, b = got[rows, cols].reshape(-1, 3).mean(0)
+            want_r, _, want_b = expected[rows, cols].reshape(-1, 3).mean(0)
+            assert (r - b > 100) if want_r > want_b else (b - r > 100), (rows, cols, r, b)
+
+
+@pytest.mark.parametrize("suffix", sorted(CAMERA_WRITERS))
+def test_libraw_takes_the_camera_makers_own_path(tmp_path, suffix):
+    """LibRaw recognised the make and model, not just a TIFF: the Canon 5D Mark II's white level
+    comes from LibRaw's camera table (the file does not hold one), Nikon's two-pixel left margin
+    is its rule for Nikon bodies."""
+    path = CAMERA_WRITERS[suffix](tmp_path / f"IMG_0001{suffix}", halves(RED, BLUE, 128, 96))
+    with rawpy.imread(str(path)) as raw:
+        assert raw.raw_image.shape == (96, 128)  # the whole strip, unpacked
+        if suffix == ".CR2":
+            assert raw.white_level == CANON_WHITE and raw.sizes.width == 128
+        else:
+            assert raw.sizes.left_margin == 2 and raw.sizes.width == 124
+        assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]] and raw.color_desc == b"RGBG"  # RGGB
+
+
+@pytest.mark.parametrize("suffix", sorted(CAMERA_WRITERS))
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_canon_and_nikon_raw_demosaiced_upright(tmp_path, suffix, orientation):
+    stored = halves(RED, BLUE, 128, 96)
+    path = CAMERA_WRITERS[suffix](tmp_path / f"IMG_0001{suffix}", stored, orientation)
+    image = open_image(path)  # only a 1/4-size (CR2) or 1/8-size (NEF) thumbnail: demosaiced
+    width = 64 if suffix == ".CR2" else 62  # half size, less Nikon's crop
+    assert image.mode == "RGB" and image.size == ((width, 48) if orientation == 1 else (48, width))
+    assert_red_and_blue_where_expected(np.asarray(image), UPRIGHT[orientation](stored))
+
+
+@pytest.mark.parametrize("suffix", sorted(CAMERA_WRITERS))
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_canon_and_nikon_full_size_preview_is_used_upright(tmp_path, suffix, orientation):
+    preview = halves(GREEN, YELLOW, 384, 256)  # unlike the red|blue mosaic
+    path = CAMERA_WRITERS[suffix](tmp_path / f"IMG_0002{suffix}", halves(RED, BLUE, 128, 96), orientation,
+                                  preview=preview)
+    expected = UPRIGHT[orientation](preview)
+    full = open_image(path)
+    assert full.size == (expected.shape[1], expected.shape[0])  # the preview, at its full size
+    assert_looks_like(np.asarray(full), expected, tolerance=30)
+    draft = open_image(path, draft_size=64)
+    assert min(draft.size) == 64  # libjpeg decoded the preview at 1/4 scale
+    assert_looks_like(np.asarray(draft), expected, tolerance=30)
+
+
+def test_canon_and_nikon_files_are_found_embedded_and_damage_is_one_sentence(tiny_engine_nocache, tmp_path):
+    folder = tmp_path / "card"
+    cr2 = write_cr2(folder / "IMG_0001.CR2", synth_array(3, 128, 96))
+    nef = write_nef(folder / "DSC_0001.NEF", synth_array(4, 128, 96))
+    broken = folder / "IMG_0002.CR2"
+    broken.write_bytes(cr2.read_bytes()[:300])  # cut inside the IFDs
+    files, errors = find_images([folder])
+    assert sorted(files) == sorted(p.absolute() for p in (cr2, nef, broken)) and not errors
+    result = run_job(tiny_engine_nocache.embed_job([cr2, nef, broken]))
+    assert result.paths == [cr2, nef] and list(result.errors) == [broken]
+    message = result.errors[broken]
+    assert message.startswith(f"{broken}: ") and "RAW" in message and "\n" not in message
+    assert not np.allclose(result.features[0], result.features[1])
 
 
 # -- RAW + JPEG pairs -----------------------------------------------------------------------------

@@ -3,6 +3,8 @@ loop, quarter embeddings against encoding each crop by hand, their cache, and th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,14 @@ from clipdesk.core.backends import TorchEncoder
 from clipdesk.core.cache import EmbeddingCache
 from clipdesk.core.engine import Engine
 from clipdesk.core.jobs import run_job
-from clipdesk.core.multilabel import LOCAL_MARGIN, WHOLE_WEIGHT, global_local_scores, quarter_crops
+from clipdesk.core.multilabel import global_local_scores, quarter_crops
+from clipdesk.core.session import ImageItem, decide, decision_arrays
+
+# The documented rule (module docstring and README), written out here rather than imported: the
+# test must fail when a constant in the code drifts from what the documentation promises.
+WHOLE_WEIGHT_DOC = 0.2
+LOCAL_MARGIN_DOC = 0.05
+PRESENT_FROM_DOC = 0.05
 
 
 def test_quarter_crops_are_the_four_corners_of_the_picture():
@@ -28,7 +37,7 @@ def test_quarter_crops_are_the_four_corners_of_the_picture():
 
 def test_global_local_scores_equal_a_loop():
     rng = np.random.default_rng(0)
-    features, quarters = rng.normal(size=(3, 6)), rng.normal(size=(3, 4, 6))
+    features, quarters = rng.normal(size=(3, 6)) * 0.2, rng.normal(size=(3, 4, 6)) * 0.2
     weights, scale = rng.normal(size=(4, 6)), 5.0
     scores = global_local_scores(features, quarters, weights, scale, list("abcd"))
     for i in range(3):
@@ -36,10 +45,35 @@ def test_global_local_scores_equal_a_loop():
         for j in range(4):
             whole = features[i] @ weights[j]
             best_quarter = max(quarters[i, k] @ weights[j] for k in range(4))
-            mixed.append(WHOLE_WEIGHT * whole + (1 - WHOLE_WEIGHT) * max(whole, best_quarter - LOCAL_MARGIN))
+            mixed.append(WHOLE_WEIGHT_DOC * whole
+                         + (1 - WHOLE_WEIGHT_DOC) * max(whole, best_quarter - LOCAL_MARGIN_DOC))
         expected = [np.exp(scale * (m - max(mixed))) for m in mixed]
         np.testing.assert_allclose(scores.probs[i], expected, rtol=1e-5)
     assert scores.multi_label
+
+
+def test_a_worked_example_by_hand():
+    """Labels are the unit vectors, so every cosine below is a number written here."""
+    whole = np.array([[0.30, 0.25, 0.10]])
+    quarters = np.array([[[0.34, 0.20, 0.05], [0.10, 0.33, 0.02], [0.28, 0.15, 0.12], [0.0, 0.0, 0.0]]])
+    # label a: quarter 0.34 - 0.05 = 0.29 < 0.30, so c = 0.30 (the whole picture wins)
+    # label b: quarter 0.33 - 0.05 = 0.28 > 0.25, so c = 0.2 * 0.25 + 0.8 * 0.28 = 0.274
+    # label c: quarter 0.12 - 0.05 = 0.07 < 0.10, so c = 0.10
+    # scores at logit scale 100: exp(100 * (c - 0.30)) = 1, exp(-2.6), exp(-20)
+    scores = global_local_scores(whole, quarters, np.eye(3), 100.0, ["a", "b", "c"])
+    np.testing.assert_allclose(scores.probs[0], [1.0, 0.0742735782, 2.0611536e-09], rtol=1e-5)
+    np.testing.assert_allclose(scores.cosines, whole)  # the shown cosines stay the whole picture's
+    assert decide(scores.probs[0], scores.labels, multi_label=True).labels == ["a", "b"]
+
+
+def test_present_from_five_percent_of_the_best_label():
+    probs = np.array([1.0, PRESENT_FROM_DOC, PRESENT_FROM_DOC - 1e-4, 0.2], np.float32)
+    names = ["best", "edge", "below", "second"]
+    assert decide(probs, names, multi_label=True).labels == ["best", "second", "edge"]
+    arrays = decision_arrays([ImageItem(Path("x"), probs=probs)], 4, multi_label=True)
+    assert arrays.present.tolist() == [[True, True, False, True]]
+    nothing = decide(np.array([0.01, 0.02], np.float32), ["a", "b"], multi_label=True)
+    assert nothing.labels == [] and nothing.unsure
 
 
 def test_without_quarters_the_scores_are_relative_to_the_best_whole_image_label():

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox
-from qt_helpers import wait_idle
+from qt_helpers import TINY, wait_idle
 
+import clipdesk.qt.model_controller as model_controller
+from clipdesk.core import onnx_backend as ob
+from clipdesk.core import onnx_export as bg
+from clipdesk.core.backends import TorchEncoder
+from clipdesk.core.cache import NullCache
+from clipdesk.core.engine import Engine
+from clipdesk.core.jobs import run_job
+from clipdesk.core.models import load_model
+from clipdesk.core.settings import Settings
 from clipdesk.qt.model_controller import ModelChoice, gui_model_message
 
 
@@ -72,16 +82,41 @@ def test_failed_first_load_offers_the_demo_model(qtbot, open_window, tmp_path):
     assert window.windowTitle() == f"clipdesk — {loaded.args[0]['name']}"
 
 
-def test_status_bar_follows_the_encoder_switching_to_onnx(qtbot, open_window, make_images):
-    """The background ONNX export swaps the encoder between batches; the model label says so."""
-    window = open_window()
-    assert window.model_label.text().endswith("· torch")
-    window.worker.engine.encoder.name = "onnx"  # this window's own engine, as the swap leaves it
-    window.session.set_labels(["cat"])
-    window.add_paths(make_images(2))
-    wait_idle(qtbot, window, 2)
-    assert window.model_label.text().endswith("· onnx")
+def test_status_bar_follows_the_encoder_switching_to_onnx(qtbot, make_images, monkeypatch):
+    """First use with backend auto: torch serves while the real background export runs; once it
+    has landed, the next batch runs on ONNX Runtime and the model label says so."""
+    from clipdesk.qt.main_window import MainWindow
+
+    monkeypatch.setenv(bg.BACKGROUND_ENV, "1")  # the real export process, as users get it
+    monkeypatch.setattr(model_controller, "BACKEND_POLL_MS", 10**7)  # only batches notice it here
+    window = MainWindow(ModelChoice(*TINY, "cpu", "auto"), Settings.load(), batch_size=8)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model_ready, timeout=60000)
+    encoder = window.worker.engine.encoder
+    assert isinstance(encoder, ob.OnnxEncoder)
+    assert window.model_label.text().endswith(f"· {ob.PENDING_NAME}")
+    window.session.set_labels(["cat", "dog"])
+    first = make_images(2)
+    window.add_paths(first)
+    wait_idle(qtbot, window, 2)  # served by torch; the export starts after these first results
+    assert window.model_label.text().endswith(f"· {ob.PENDING_NAME}")
+    identity = window.worker.engine.loaded.identity
+    qtbot.waitUntil(lambda: ob.cached_export(identity) is not None, timeout=300000)
+    assert window.model_label.text().endswith(f"· {ob.PENDING_NAME}")  # nothing has asked yet
+    calls = encoder.encoder_calls
+    later = make_images(2, first_seed=10)
+    qtbot.wait(1100)  # a batch polls the export at most once a second
+    window.add_paths(later)
+    wait_idle(qtbot, window, 4)
+    assert window.model_label.text() == f"{window.model_info['name']} · cpu · onnx"
     assert window.model_info["backend"] == "onnx"
+    assert encoder.name == "onnx" and encoder.folder is not None and encoder.encoder_calls > calls
+    torch_engine = Engine(TorchEncoder(load_model(*TINY, "cpu")), NullCache())
+    expected = run_job(torch_engine.embed_job(later)).features  # ONNX Runtime gives torch's vectors
+    got = np.stack([window.session.items[window.session.row_of(path)].vector for path in later])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    window.close()
 
 
 def test_gui_message_names_menu_items_not_flags():

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from qt_helpers import TINY, wait_idle
 
 import clipdesk.qt.classify_controller as classify_module
 from clipdesk.core.engine import open_engine_job
 from clipdesk.core.jobs import run_job
-from clipdesk.core.multilabel import DEFAULT_THRESHOLD, global_local_scores
 from clipdesk.core.settings import Settings
 
 # Eight colour-shape labels, no colour or shape twice; a picture draws two of them (or one).
 PAIRS = [("red", "square"), ("orange", "diamond"), ("yellow", "ring"), ("green", "triangle"),
          ("blue", "cross"), ("purple", "circle"), ("pink", "star"), ("white", "heart")]
 NAMES = [f"{colour} {shape}" for colour, shape in PAIRS]
+PRESENT_FROM = 0.05  # the documented bar (README), written here, not imported
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +80,39 @@ def multi_label_window(qtbot, demo_window, folder, n_two: int):
     return window, paths
 
 
+def encode_by_hand(loaded, images) -> np.ndarray:
+    """Unit-length image embeddings straight from the model, no clipdesk pipeline in between."""
+    with torch.no_grad():
+        features = loaded.model.encode_image(torch.stack([loaded.preprocess(image) for image in images]))
+    return (features / features.norm(dim=-1, keepdim=True)).double().numpy()
+
+
+def quarters_by_hand(image: Image.Image) -> list[Image.Image]:
+    """Top-left, top-right, bottom-left, bottom-right halves of each side (odd sizes overlap)."""
+    w, h = image.size
+    return [image.crop(box) for box in [(0, 0, w // 2, h // 2), (w - w // 2, 0, w, h // 2),
+                                        (0, h - h // 2, w // 2, h), (w - w // 2, h - h // 2, w, h)]]
+
+
 def independent_scores(engine, paths, labels, templates):
-    """Whole-image vectors, quarter crops and global-local scores, computed without the window."""
-    embedded = run_job(engine.embed_job(paths, batch_size=4))
-    quarters = run_job(engine.quarters_job(embedded.paths, embedded.features))
-    weights = engine.label_set(labels, templates).weights
-    probs = global_local_scores(embedded.features, quarters, weights, engine.encoder.logit_scale, labels).probs
-    return dict(zip(embedded.paths, probs)), dict(zip(embedded.paths, quarters))
+    """The window's multi-label scores recomputed here, not with clipdesk's own scoring: each picture
+    and its four quarters through the model by hand, then the documented rule in numpy:
+    c = 0.2 cos(whole) + 0.8 max(cos(whole), max cos(quarter) - 0.05), score = exp(s (c - max c)).
+    Only the label text vectors come from the engine (their encoding is tested elsewhere)."""
+    loaded = engine.loaded
+    weights = engine.label_set(labels, templates).weights.astype(np.float64)
+    scale = float(loaded.model.logit_scale.detach().exp())
+    expected, quarters = {}, {}
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        whole_vector = encode_by_hand(loaded, [image])[0]
+        quarter_vectors = encode_by_hand(loaded, quarters_by_hand(image))
+        whole = weights @ whole_vector
+        local = (quarter_vectors @ weights.T).max(axis=0) - 0.05
+        mixed = 0.2 * whole + 0.8 * np.maximum(whole, local)
+        expected[path] = np.exp(scale * (mixed - mixed.max()))
+        quarters[path] = quarter_vectors
+    return expected, quarters
 
 
 def test_two_shape_pictures_get_both_labels(qtbot, demo_window, demo_engine, tmp_path):
@@ -106,12 +134,12 @@ def test_two_shape_pictures_get_both_labels(qtbot, demo_window, demo_engine, tmp
         row = window.session.row_of(path)
         item = window.session.items[row]
         np.testing.assert_allclose(item.quarters, quarters[path], atol=1e-5)
-        np.testing.assert_allclose(item.probs, expected[path], atol=1e-4)
+        np.testing.assert_allclose(item.probs, expected[path], rtol=1e-3, atol=1e-6)
         assert not np.allclose(item.probs, whole_only[path])
         shown = set(window.session.decision(row).labels)
-        assert shown == set(np.array(NAMES)[expected[path] >= DEFAULT_THRESHOLD])
+        assert shown == set(np.array(NAMES)[expected[path] >= PRESENT_FROM])
         exact.append(shown == labels)
-        exact_whole.append(set(np.array(NAMES)[whole[path] >= DEFAULT_THRESHOLD]) == labels)
+        exact_whole.append(set(np.array(NAMES)[whole[path] >= PRESENT_FROM]) == labels)
     # Both shapes, and nothing else, in most two-shape pictures (here 9 of 12; over 6 seeds 68 %,
     # the whole image alone 33 %).
     assert sum(exact[:12]) >= 7 and sum(exact[:12]) >= sum(exact_whole[:12]) + 3, (exact, exact_whole)
@@ -176,7 +204,7 @@ def test_cancel_during_the_region_pass_and_resume(qtbot, demo_window, demo_engin
     assert with_quarters() == len(paths)
     expected, _ = independent_scores(demo_engine, paths, NAMES, window.session.templates)
     for item in window.session.items:
-        np.testing.assert_allclose(item.probs, expected[item.path], atol=1e-4)
+        np.testing.assert_allclose(item.probs, expected[item.path], rtol=1e-3, atol=1e-6)
 
 
 def test_a_model_switch_drops_the_quarters(qtbot, demo_window, tmp_path):
@@ -238,4 +266,4 @@ def test_edits_during_the_region_pass(qtbot, demo_window, demo_engine, tmp_path,
     expected, quarters = independent_scores(demo_engine, kept, NAMES, window.session.templates)
     for item in window.session.items:
         np.testing.assert_allclose(item.quarters, quarters[item.path], atol=1e-5)
-        np.testing.assert_allclose(item.probs, expected[item.path], atol=1e-4)
+        np.testing.assert_allclose(item.probs, expected[item.path], rtol=1e-3, atol=1e-6)
