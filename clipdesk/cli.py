@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_outputs import add_output_options, undo_keywords, write_outputs
 from .console import drive, safe_text
 from .core.errors import ClipdeskError, ImageLoadError, LabelError, ModelLoadError
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = commands.add_parser("classify", help="score images against candidate labels")
-    classify.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    classify.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     labels = classify.add_mutually_exclusive_group()  # neither: a fine-tuned model's own classes
     labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,car"')
     labels.add_argument("--labels-file", type=Path, help="a text file, one label per line")
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "image's best label, which scores 1) is at least this (default 0.05)")
     _add_model_options(classify)
     _add_run_options(classify)
+    add_output_options(classify)
     classify.set_defaults(handler=cmd_classify)
 
     search = commands.add_parser("search", help="rank images by a text query or an example image")
@@ -204,6 +206,11 @@ def model_labels(loaded, raw_labels, templates):
 
 
 def cmd_classify(args) -> int:
+    if args.undo_xmp is not None:
+        undo_keywords(args, note)
+        return EXIT_OK
+    if not args.paths:
+        raise UsageError("Name image files or folders to classify (or use --undo-xmp).")
     if args.threshold is not None and not args.multi_label:
         raise UsageError("--threshold applies to --multi-label; without it each image gets its best label.")
     raw_labels = read_label_args(args)
@@ -224,6 +231,7 @@ def cmd_classify(args) -> int:
         raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
                              "its few-shot head are damaged.")
     write_rows(rows, label_set.names, args.format)
+    write_outputs(args, rows, label_set.names, embedded, note)
     failed = sum("error" in row for row in rows)
     if failed:
         note(f"{failed} file(s) could not be read; see their error entries.")
