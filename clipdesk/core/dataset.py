@@ -49,10 +49,13 @@ def export_parquet(rows: Sequence[dict], labels: Sequence[str], path: Path,
         import pyarrow.parquet as pq
     except ImportError as error:
         raise DatasetExportError("Exporting a dataset needs pyarrow: pip install pyarrow.") from error
-    good = [row for row in rows if "error" not in row and row.get("label") in labels]
+    index = {name: i for i, name in enumerate(labels)}
+    # the window's multi-label/unsure rows name their best label in `top_label`
+    good = [{**row, "label": row["label"] if row.get("label") in index else row.get("top_label")}
+            for row in rows if "error" not in row]
+    good = [row for row in good if row["label"] in index]
     if not good:
         raise DatasetExportError("There are no classified images to export.")
-    index = {name: i for i, name in enumerate(labels)}
     dim = next(iter(embeddings.values())).shape[-1] if embeddings else None
     columns = {
         "image": [{"bytes": read_bytes_guarded(Path(r["path"]), "image"), "path": Path(r["path"]).name}
