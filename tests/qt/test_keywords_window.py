@@ -42,16 +42,18 @@ def test_write_keywords_from_the_menu_and_undo_by_ctrl_z(qtbot, open_window, mak
     qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
                      Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: all(p.with_name(p.name + ".xmp").exists() for p in images)
-                    and "Wrote keywords" in window.statusBar().currentMessage(), timeout=20000)
+                    and "Wrote keywords" in window.status_label.text(), timeout=20000)
     for row, path in enumerate(images):
         probs = window.session.items[row].probs
         best = ["cat", "dog"][int(np.argmax(probs))]  # the window's top label, read from its scores
         assert hierarchical(path.with_name(path.name + ".xmp")) == [f"auto|{best}"]
     assert b'Rating="5"' in existing.read_bytes()
 
+    assert action(window, "undoAction").text() == "&Undo Write keywords for 4 images"
     window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)  # the dialog had the focus
     qtbot.keyClick(window.image_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: "Undid the keyword write" in window.statusBar().currentMessage())
+    qtbot.waitUntil(lambda: "Undid the keyword write" in window.status_label.text())
     assert existing.read_bytes() == before
     assert [p.name for p in images[0].parent.glob("*.xmp")] == [existing.name]
 
@@ -64,7 +66,7 @@ def test_export_dataset_from_the_window(qtbot, open_window, make_images, tmp_pat
     wait_idle(qtbot, window, 3)
     target = tmp_path / "set.parquet"
     window.keywords.export_dataset_to(target)
-    assert "Exported 3 images" in window.statusBar().currentMessage()
+    assert "Exported 3 images" in window.status_label.text()
     loaded = datasets.Dataset.from_parquet(str(target))
     for record in loaded:
         row = window.session.row_of(record["path"])
@@ -77,4 +79,4 @@ def test_export_dataset_from_the_window(qtbot, open_window, make_images, tmp_pat
 def test_nothing_classified_says_so(qtbot, open_window):
     window = open_window()
     action(window, "writeKeywordsAction").trigger()
-    assert "No image has a label yet" in window.statusBar().currentMessage()
+    assert "No image has a label yet" in window.status_label.text()
