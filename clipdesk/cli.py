@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_outputs import add_output_options, undo_keywords, write_outputs
 from .commands import (
     EXIT_MODEL,
     EXIT_OK,
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     classify = commands.add_parser("classify", help="score images against candidate labels")
-    classify.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    classify.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders")
     labels = classify.add_mutually_exclusive_group()  # neither: a fine-tuned model's own classes
     labels.add_argument("--labels", help='comma-separated labels, e.g. "cat,dog,car"')
     labels.add_argument("--labels-file", type=Path, help="a text file, one label per line")
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default 0.05, core/multilabel.py)")
     add_model_options(classify)
     _add_run_options(classify)
+    add_output_options(classify)
     classify.set_defaults(handler=cmd_classify)
 
     search = commands.add_parser("search", help="rank images by a text query or an example image")
@@ -117,6 +119,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 # -- classify -----------------------------------------------------------------------------------
 def cmd_classify(args) -> int:
+    if args.undo_xmp is not None:
+        undo_keywords(args, note)
+        return EXIT_OK
+    if not args.paths:
+        raise UsageError("Name image files or folders to classify (or use --undo-xmp).")
     if args.threshold is not None and not args.multi_label:
         raise UsageError("--threshold applies to --multi-label; without it each image gets its best label.")
     raw_labels = read_label_args(args)
@@ -137,6 +144,7 @@ def cmd_classify(args) -> int:
         raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
                              "its few-shot head are damaged.")
     write_rows(rows, label_set.names, args.format)
+    write_outputs(args, rows, label_set.names, embedded, note)
     report_failures(rows)
     return EXIT_OK
 

@@ -23,6 +23,7 @@ from clipdesk.core.settings import Settings
 from . import window_layout as layout
 from .classify_controller import ClassifyController
 from .images_controller import ImagesController
+from .keywords_controller import KeywordsController
 from .model_controller import TEMPLATE_SETS, ModelChoice, ModelController, gui_model_message
 from .search_controller import SearchController
 from .sort_export import SortExportController
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
         self.images = ImagesController(self)
         self.sorter = SortExportController(self)  # before the menus: they read last_sort
         self.searching = SearchController(self)
+        self.keywords = KeywordsController(self)
         layout.build_views(self)
         layout.build_panes(self)
         layout.build_toolbar(self)

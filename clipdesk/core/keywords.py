@@ -1,0 +1,283 @@
+"""Predicted labels as XMP keywords, where photo tools look for them (digiKam, Lightroom,
+darktable, Apple/Google Photos importers), with an undo journal.
+
+Written through exiv2 (the `pyexiv2` package, the `keywords` extra): it is the library digiKam
+and darktable themselves use, and it ships as a wheel with no system library to install
+(python-xmp-toolkit needs Exempi from the OS). By default every image gets a sidecar, never a
+rewritten image: `IMG_0042.jpg.xmp` (`naming="append"`: digiKam and darktable, which keep the
+extension's case, `IMG_0042.JPG.xmp`) or `IMG_0042.xmp` (`naming="replace"`: Lightroom, Capture
+One). `embed=True` writes into JPEG/PNG/WebP files instead; RAW and HEIC files always get a sidecar.
+
+Per image clipdesk writes each label as a flat keyword (`dc:subject`), as a hierarchical one under
+`hierarchy` (`lr:hierarchicalSubject` "clipdesk|cat", digiKam's `TagsList` "clipdesk/cat"), and its
+scores in its own namespace. What other tools wrote stays: exiv2 re-serialises the packet (layout
+may change, as when digiKam saves it) but every other property keeps its value, which the tests
+check property by property. Re-running replaces only the keywords clipdesk added the last time
+(remembered in `clipdesk:Keywords`), never one the user typed. A sidecar exiv2 cannot parse is left
+alone with one note.
+
+Undo restores each file exactly (byte for byte, from a backup taken before the write) but only if
+the file is still what clipdesk wrote: a sidecar edited since stays as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import atomic_path, write_json_atomic
+from .decoders import is_raw
+from .errors import ClipdeskError
+from .jobs import CancelToken, Job, Progress, check
+from .paths import config_dir, data_dir
+from .sorting import file_digest
+
+NAMESPACE = "http://ns.clipdesk.org/xmp/1.0/"
+JOURNAL_FILE = "last_keywords.json"
+EMBEDDABLE = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # a sidecar is a few KB; anything this big is not one
+EMPTY_PACKET = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+    ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+    '  <rdf:Description rdf:about=""/>\n'
+    ' </rdf:RDF>\n'
+    '</x:xmpmeta>\n'
+    '<?xpacket end="w"?>\n'
+)
+SUBJECT, HIERARCHY, DIGIKAM = "Xmp.dc.subject", "Xmp.lr.hierarchicalSubject", "Xmp.digiKam.TagsList"
+OURS, SCORES = "Xmp.clipdesk.Keywords", "Xmp.clipdesk.Scores"
+
+
+class KeywordError(ClipdeskError):
+    """Keywords cannot be written (the library is missing) or undone."""
+
+
+@dataclass(frozen=True)
+class KeywordOptions:
+    hierarchy: str = "clipdesk"  # keyword path above each label; "" writes flat keywords only
+    naming: str = "append"  # "append": IMG.jpg.xmp (digiKam, darktable); "replace": IMG.xmp (Lightroom)
+    embed: bool = False  # write into JPEG/PNG/WebP files themselves instead of a sidecar
+
+    def __post_init__(self) -> None:
+        if self.naming not in ("append", "replace"):
+            raise KeywordError(f"Unknown sidecar naming '{self.naming}'; choose append or replace.")
+        if any(c in self.hierarchy for c in "|/"):
+            raise KeywordError("The keyword hierarchy is one name: it may not contain '|' or '/'.")
+
+
+@dataclass
+class KeywordRecord:
+    """What one write did, enough to undo it: per file its digest after the write and the backup
+    of what was there before (None: the file did not exist)."""
+
+    written: list[dict] = field(default_factory=list)  # {"path", "after", "backup"}
+    notes: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        text = f"Wrote keywords for {len(self.written)} image(s)"
+        return text + (f"; {len(self.notes)} left alone ({self.notes[0]})." if self.notes else ".")
+
+
+def sidecar_path(image: Path, naming: str = "append") -> Path:
+    """Where a sidecar for `image` lives under the chosen naming."""
+    image = Path(image)
+    return image.with_name(image.name + ".xmp") if naming == "append" else image.with_suffix(".xmp")
+
+
+def target_for(image: Path, options: KeywordOptions) -> Path:
+    """The file that receives the keywords: the image itself only when embedding into a format
+    exiv2 rewrites safely; RAW, HEIC and everything else always get a sidecar."""
+    image = Path(image)
+    if options.embed and image.suffix.lower() in EMBEDDABLE and not is_raw(image):
+        return image
+    return sidecar_path(image, options.naming)
+
+
+def _exiv2():
+    """pyexiv2, imported on first use: the keyword feature is an optional extra."""
+    try:
+        import pyexiv2
+    except ImportError as error:
+        raise KeywordError("Writing keywords needs pyexiv2: pip install 'clipdesk[keywords]'.") from error
+    pyexiv2.registerNs(NAMESPACE, "clipdesk")
+    pyexiv2.set_log_level(4)  # exiv2's own warnings would go to stderr; errors still raise
+    return pyexiv2
+
+
+def merged_keywords(existing: dict, labels: Sequence[tuple[str, float]], hierarchy: str) -> dict:
+    """The new values of the keyword properties: the user's keywords kept in their order, the
+    keywords clipdesk wrote last time replaced by these labels (pure, so tests can read it)."""
+    ours_before = set(_as_list(existing.get(OURS)))
+    names = [name for name, _ in labels]
+    flat = [k for k in _as_list(existing.get(SUBJECT)) if k not in ours_before]
+    added = [n for n in names if n not in flat]
+    result = {SUBJECT: flat + added, OURS: added,
+              SCORES: [f"{name}={score:.4f}" for name, score in labels]}
+    if hierarchy:
+        for key, sep in ((HIERARCHY, "|"), (DIGIKAM, "/")):
+            kept = [k for k in _as_list(existing.get(key)) if not k.startswith(hierarchy + sep)]
+            result[key] = kept + [f"{hierarchy}{sep}{n}" for n in names]
+    return result
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def write_keywords_job(assignments: Iterable[tuple[Path, Sequence[tuple[str, float]]]],
+                       options: KeywordOptions | None = None,
+                       cancel: CancelToken | None = None) -> Job[KeywordRecord]:
+    """Write each image's (label, score) pairs; the journal is saved at the end (also when
+    cancelled: what was written can be undone)."""
+    options = options or KeywordOptions()
+    exiv2 = _exiv2()
+    todo = list(assignments)
+    record = KeywordRecord()
+    backups = data_dir() / "keyword-backups"
+    try:
+        for done, (image, labels) in enumerate(todo):
+            check(cancel)
+            yield Progress(done, len(todo), f"Writing keywords {done + 1}/{len(todo)}")
+            problem = _write_one(exiv2, Path(image), labels, options, backups, record)
+            if problem:
+                record.notes.append(problem)
+    finally:
+        if record.written:
+            save_journal(record)
+    return record
+
+
+def _write_one(exiv2, image: Path, labels, options: KeywordOptions, backups: Path,
+               record: KeywordRecord) -> str | None:
+    """One image; returns why it was left alone, or None."""
+    target = target_for(image, options)
+    if target != image and not image.is_file():
+        return f"{image} is no longer there"
+    existed = os.path.lexists(target)
+    if existed and (target.is_symlink() or not target.is_file()):
+        return f"{target} is not a plain file"
+    if existed and target != image and target.stat().st_size > MAX_SIDECAR_BYTES:
+        return f"{target} is too large to be a sidecar"
+    try:
+        with atomic_path(target) as temp:
+            if existed:
+                shutil.copyfile(target, temp)
+            else:
+                temp.write_text(EMPTY_PACKET, encoding="utf-8")
+            _edit(exiv2, temp, labels, options.hierarchy)
+            backup = _backup(target, backups) if existed else None
+    except _Unreadable as error:
+        return f"{target} could not be read as XMP ({error}); it was left as it is"
+    except OSError as error:
+        return f"{target} could not be written ({error.strerror or error})"
+    record.written.append({"path": str(target), "after": file_digest(target), "backup": backup})
+    return None
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _edit(exiv2, path: Path, labels, hierarchy: str) -> None:
+    try:
+        handle = exiv2.Image(str(path))
+    except Exception as error:  # exiv2 reports every parse failure as RuntimeError text
+        raise _Unreadable(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+    try:
+        existing = handle.read_xmp()
+        handle.modify_xmp(merged_keywords(existing, labels, hierarchy))
+    except Exception as error:
+        raise _Unreadable(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+    finally:
+        handle.close()
+
+
+def _backup(path: Path, folder: Path) -> str:
+    """A content-addressed copy of the file as it was, for undo."""
+    digest = file_digest(path)
+    copy = folder / digest
+    if not copy.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(copy) as temp:
+            shutil.copyfile(path, temp)
+    return digest
+
+
+# -- journal and undo ---------------------------------------------------------------------------
+def journal_path() -> Path:
+    return config_dir() / JOURNAL_FILE
+
+
+def save_journal(record: KeywordRecord) -> None:
+    write_json_atomic(journal_path(), {"kind": "clipdesk-keywords", "written": record.written})
+
+
+def load_journal(path: Path | None = None) -> KeywordRecord:
+    from .safeio import read_text_guarded
+
+    path = Path(path) if path else journal_path()
+    if not os.path.lexists(path):
+        raise KeywordError("There is no keyword write to undo." if path == journal_path()
+                           else f"{path} does not exist.")
+    try:
+        data = json.loads(read_text_guarded(path, "json"))
+        if data.get("kind") != "clipdesk-keywords" or not isinstance(data.get("written"), list):
+            raise ValueError("not a keyword journal")
+        written = [{"path": str(e["path"]), "after": str(e["after"]),
+                    "backup": None if e.get("backup") is None else str(e["backup"])}
+                   for e in data["written"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ClipdeskError) as error:
+        raise KeywordError(f"{path} is not a clipdesk keyword journal ({error}).") from None
+    return KeywordRecord(written=written)
+
+
+@dataclass
+class KeywordUndo:
+    restored: list[Path] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def message(self) -> str:
+        text = f"Undid the keyword write: {len(self.restored)} file(s) restored"
+        return text + (f", {len(self.kept)} kept as they are ({self.kept[0]})." if self.kept else ".")
+
+
+def undo_keywords(record: KeywordRecord | None = None, journal: Path | None = None) -> KeywordUndo:
+    """Put every file back as it was before the write, touching only files whose content is
+    still exactly what clipdesk wrote; a sidecar clipdesk created is removed."""
+    from_file = record is None
+    record = record or load_journal(journal)
+    result = KeywordUndo()
+    backups = data_dir() / "keyword-backups"
+    for entry in reversed(record.written):
+        path = Path(entry["path"])
+        try:
+            current = file_digest(path) if path.is_file() and not path.is_symlink() else None
+        except OSError:
+            current = None
+        if current != entry["after"]:
+            result.kept.append(f"{path} was changed or removed since the write")
+            continue
+        if entry["backup"] is None:
+            path.unlink()
+        else:
+            source = backups / entry["backup"]
+            if not source.is_file() or file_digest(source) != entry["backup"]:
+                result.kept.append(f"the backup of {path} is missing")
+                continue
+            with atomic_path(path) as temp:
+                shutil.copyfile(source, temp)
+        result.restored.append(path)
+    if result.kept and not result.restored:
+        raise KeywordError(f"Nothing was undone, to lose no data: {result.kept[0]}.")
+    if from_file and journal is None:
+        with contextlib.suppress(OSError):
+            journal_path().unlink()
+    return result
