@@ -77,12 +77,17 @@ class Results:
         for leg in self.samples:
             values = self.values(leg, key)
             ratio = "1 (baseline)" if leg == base else format_ratio(self.ratio(leg, base, key))
-            lines.append(f"| {leg} | {self.ran(leg) or '—'} | {statistics.median(values):.{digits}g} | "
-                         f"{min(values):.{digits}g}–{max(values):.{digits}g} | {ratio} |")
+            lines.append(f"| {leg} | {self.ran(leg) or '—'} | {number(statistics.median(values), digits)} | "
+                         f"{number(min(values), digits)}–{number(max(values), digits)} | {ratio} |")
         rounds = min(len(samples) for samples in self.samples.values())
         lines.append(f"\n{rounds} interleaved rounds (order rotated each round); ratios are per round, "
                      "then the median (min–max).")
         return "\n".join(lines)
+
+
+def number(value: float, digits: int = 3) -> str:
+    """`digits` significant digits, but never an exponent (1460, not 1.46e+03)."""
+    return f"{value:.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
 
 
 def format_ratio(summary: tuple[float, float, float]) -> str:
@@ -98,21 +103,21 @@ def interleave(legs: dict[str, Leg], rounds: int = 3, warmup: int = 1,
     so each leg starts from the same state whichever ran before it.
     """
     if rounds < 3:
-        raise ValueError("a comparison needs at least 3 rounds (pairs) to show its spread")
+        raise SystemExit(f"A comparison needs at least 3 rounds to show its spread (got {rounds}).")
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     names = list(legs)
     results = Results({name: [] for name in names})
-    for number in range(warmup + rounds):
-        shift = number % len(names)
+    for turn in range(warmup + rounds):
+        shift = turn % len(names)
         order = names[shift:] + names[:shift]
-        tag = f"warm-up {number + 1}/{warmup}" if number < warmup else f"round {number - warmup + 1}/{rounds}"
+        tag = f"warm-up {turn + 1}/{warmup}" if turn < warmup else f"round {turn - warmup + 1}/{rounds}"
         for name in order:
             if between is not None:
                 between()
             sample = _run(legs[name])
-            shown = ", ".join(f"{k} {v:.3g}" for k, v in sample.values.items())
+            shown = ", ".join(f"{k} {number(v)}" for k, v in sample.values.items())
             log(f"  {tag}  {name}: {shown}{f'  [{sample.ran}]' if sample.ran else ''}")
-            if number >= warmup:
+            if turn >= warmup:
                 results.samples[name].append(sample)
     return results
 
