@@ -75,10 +75,6 @@ def photo_folder(sources: list[Path], name: str) -> Path:
     return folder
 
 
-def clipdesk_command() -> list[str]:
-    return [sys.executable, "-m", "clipdesk.cli"]
-
-
 def in_child(*args: str) -> None:
     """Run a set-up step in a child process: on Linux a child's peak RSS (wait4) starts from its
     parent's at exec time, so the measuring process itself must never hold models or photos."""

@@ -1,16 +1,27 @@
 """First use of a model: one-time work (the ONNX export) must never block the first result (issue 9 §2).
 
-    python benchmarks/bench_firstuse.py [--photos 20] [--vit] [--skip-gui]
+    python benchmarks/bench_firstuse.py [--photos 20] [--rounds 3] [--vit] [--skip-gui]
+    python benchmarks/bench_firstuse.py --quick      # 4 photos, CLI and GUI, 3 rounds: a smoke run
 
-Ratios printed in one run, each against the torch path measured in the same run:
-- CLI: the first-ever `classify` of a never-exported model (backend auto: torch now, export in a
-  background process) against `--backend torch` on the same photos — target ≤ 1.2×; and a later run
-  (export cached, ONNX Runtime) against torch.
-- GUI: window shown → first results on a never-exported model against the torch backend — target
-  ≤ 1.1×; the longest event-loop stall from the window appearing through the first results, on
-  first use and on a later start (export cached) — target < 100 ms.
+Legs, each run in a fresh process with fresh cache/config folders (so "first use" really is a
+never-exported model), interleaved in rounds whose order rotates (torch goes first in one round,
+first use in the next, …) after one warm-up round for every leg (benchmarks/_compare.py):
+- CLI: `--backend torch`; the first-ever `classify` of a never-exported model (backend auto: torch
+  now, export in a background process — waited for, untimed, before the next leg starts, so it
+  never overlaps another leg); a later run (a finished export copied in, ONNX Runtime). Target:
+  first-ever / torch ≤ 1.2× (median of the per-round ratios).
+- GUI: window shown → first results with the torch backend, on first use (never exported), and on
+  a later start (export cached); the longest event-loop stall from the window appearing through
+  the first results. Targets: first use / torch ≤ 1.1×; stall < 100 ms.
 
-Every run gets fresh cache/config folders; `--no-cache` keeps embeddings out of the comparison.
+Cold and warm, alike for every leg: the clipdesk caches are empty in every leg (a later start
+gets only the export copied in); `--no-cache` keeps embeddings out of the comparison. The photos'
+page cache is put in the same state before every leg (`--page-cache warm`, the default: read
+once; `cold`: their pages dropped with posix_fadvise). Python, torch and the model files are not
+dropped: the warm-up round has loaded them for every leg alike. The backend each run actually used
+is recorded (benchmarks/_backend_probe.py for the CLI, the window's model info for the GUI) and
+shown per leg. A finished export for the "later" legs is made once, before the rounds.
+
 Models: the built-in demo (default) or, with `--vit`, ViT-B-32 with seeded random weights saved to
 a temporary safetensors file (the real size: a 350 MB export), so nothing is downloaded.
 """
@@ -29,6 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _backend_probe import backend_used  # noqa: E402
+from _compare import Sample, format_ratio, interleave, page_cache, page_cache_note  # noqa: E402
+
+PROBE = ROOT / "benchmarks" / "_backend_probe.py"
 
 LABELS = "a cat,a dog,a car,a tree,a house,red circle,blue star"
 
@@ -84,15 +100,18 @@ def fresh_env(root: Path, background: bool = True) -> dict:
     return env
 
 
-def cli_run(model: list[str], folder: Path, backend: str, env: dict) -> tuple[float, str]:
-    command = [sys.executable, "-m", "clipdesk.cli", "classify", str(folder), *model, "--backend", backend,
+def cli_run(model: list[str], folder: Path, backend: str, env: dict) -> tuple[float, str, str]:
+    """(seconds, stderr, backend the engine used) of one `clipdesk classify` process."""
+    report = Path(env["CLIPDESK_CACHE_DIR"]).parent / "backend-probe.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(PROBE), str(report), "classify", str(folder), *model, "--backend", backend,
                "--labels", LABELS, "--format", "json", "--no-cache", "--device", "cpu"]
     start = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"classify failed: {done.stderr[-2000:]}")
-    return elapsed, done.stderr
+    return elapsed, done.stderr, backend_used(json.loads(report.read_text(encoding="utf-8")))
 
 
 def gui_run(arch: str, pretrained: str, backend: str, folder: Path, env: dict) -> dict:
@@ -118,11 +137,11 @@ def wait_for_export(env: dict, timeout: float = 900) -> float:
     raise SystemExit("the background export did not finish in time")
 
 
-def copy_export(src: dict, dst: dict) -> None:
-    """A later start: the first start's cache folder (export, memos), without its embeddings."""
+def copy_export(src: Path, dst: dict) -> None:
+    """A later start: a finished first start's cache folder (export, memos), without embeddings."""
     import shutil
 
-    shutil.copytree(src["CLIPDESK_CACHE_DIR"], dst["CLIPDESK_CACHE_DIR"], dirs_exist_ok=True,
+    shutil.copytree(src, dst["CLIPDESK_CACHE_DIR"], dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("embeddings*"))
 
 
@@ -141,7 +160,11 @@ def model_args(vit: bool, tmp: Path) -> tuple[str, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=20, help="12-MP JPEGs classified per run")
+    parser.add_argument("--photos", type=int, default=None, help="12-MP JPEGs classified per run (default 20, quick 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
+    parser.add_argument("--page-cache", choices=["warm", "cold"], default="warm",
+                        help="the photos' page-cache state before every leg")
+    parser.add_argument("--quick", action="store_true", help="4 photos: a smoke run")
     parser.add_argument("--vit", action="store_true", help="ViT-B-32 (random weights) instead of the demo model")
     parser.add_argument("--skip-gui", action="store_true")
     parser.add_argument("--skip-cli", action="store_true")
@@ -149,7 +172,7 @@ def main(argv=None) -> int:
     from _images import ensure_photos
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-firstuse-"))
-    photos = ensure_photos(args.photos, log=lambda *a: None)
+    photos = ensure_photos(args.photos or (4 if args.quick else 20), log=lambda *a: None)
     folder = tmp / "photos"
     folder.mkdir()
     for i, photo in enumerate(photos):
@@ -158,13 +181,14 @@ def main(argv=None) -> int:
     model = ["--model", arch, "--pretrained", pretrained]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"model {arch} {Path(pretrained).name}, {len(photos)} 12-MP photos, {os.cpu_count()} CPUs, "
-          f"load average {load:.1f} (stalls on a loaded machine include the scheduler's)")
-
+          f"load average {load:.1f} (stalls on a loaded machine include the scheduler's); "
+          f"{page_cache_note(args.page_cache)}; fresh clipdesk caches in every leg")
+    state = Legs(tmp, photos, args.page_cache)
     try:
         if not args.skip_cli:
-            cli_ratios(model, folder, tmp)
+            cli_ratios(state, model, folder, args.rounds)
         if not args.skip_gui:
-            gui_ratios(arch, pretrained, folder, tmp)
+            gui_ratios(state, arch, pretrained, folder, args.rounds)
     finally:
         import shutil
 
@@ -172,43 +196,94 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli_ratios(model: list[str], folder: Path, tmp: Path) -> None:
-    torch_env = fresh_env(tmp / "cli-torch", background=False)
-    t_torch, _ = cli_run(model, folder, "torch", torch_env)
-    first_env = fresh_env(tmp / "cli-first")
-    t_first, stderr = cli_run(model, folder, "auto", first_env)
-    said = [line for line in stderr.splitlines() if "background" in line]
-    waited = wait_for_export(first_env)
-    t_later, _ = cli_run(model, folder, "auto", first_env)
-    ratio = t_first / t_torch
-    print(f"CLI torch-only run:          {t_torch:6.2f} s")
-    print(f"CLI first-ever run (auto):   {t_first:6.2f} s  ratio {ratio:.2f}× — target ≤ 1.2×: "
-          f"{'OK' if ratio <= 1.2 else 'MISSED'}   (said: {said[0] if said else 'nothing!'})")
-    print(f"   background export done {waited:.1f} s after that run ended")
-    print(f"CLI later run (ONNX cached): {t_later:6.2f} s  ratio {t_later / t_torch:.2f}×")
+class Legs:
+    """Fresh folders per run, the page-cache reset between legs, the finished export to copy."""
+
+    def __init__(self, tmp: Path, photos: list[Path], page_state: str) -> None:
+        self.tmp, self.photos, self.page_state = tmp, photos, page_state
+        self.runs = 0
+        self.export: Path | None = None
+
+    def env(self, name: str, background: bool = True) -> dict:
+        self.runs += 1
+        return fresh_env(self.tmp / f"{name}-{self.runs}", background)
+
+    def between(self) -> None:
+        page_cache(self.photos, self.page_state)
+
+    def exported(self, make) -> Path:
+        """A cache folder holding a finished export, made once by `make(env)` (untimed)."""
+        if self.export is None:
+            env = self.env("export")
+            make(env)
+            wait_for_export(env)
+            self.export = Path(env["CLIPDESK_CACHE_DIR"])
+        return self.export
 
 
-def gui_ratios(arch: str, pretrained: str, folder: Path, tmp: Path) -> None:
-    gui_torch = gui_run(arch, pretrained, "torch", folder, fresh_env(tmp / "gui-torch", background=False))
-    gui_env = fresh_env(tmp / "gui-first")
-    gui_first = gui_run(arch, pretrained, "auto", folder, gui_env)
-    wait_for_export(gui_env)
-    later_env = fresh_env(tmp / "gui-later")
-    copy_export(gui_env, later_env)  # a later start: export cached, embeddings not
-    gui_later = gui_run(arch, pretrained, "auto", folder, later_env)
-    ratio = gui_first["first"] / gui_torch["first"]
-    print(f"GUI first results, torch:        {gui_torch['first']:6.2f} s  (longest stall "
-          f"{gui_torch['stall'] * 1000:.0f} ms)")
-    print(f"GUI first results, first use:    {gui_first['first']:6.2f} s  ratio {ratio:.2f}× — target ≤ 1.1×: "
-          f"{'OK' if ratio <= 1.1 else 'MISSED'}  [{gui_first['backend']}]")
-    for name, run in (("first use", gui_first), ("later start", gui_later)):
-        stall = run["stall"] * 1000
-        print(f"GUI longest event-loop stall, {name:<11}: {stall:5.0f} ms — target < 100 ms: "
-              f"{'OK' if stall < 100 else 'MISSED'}  [{run['backend']}]")
+def cli_ratios(state: Legs, model: list[str], folder: Path, rounds: int) -> None:
+    said: list[str] = []
+    export_waits: list[float] = []
+
+    def torch_leg() -> Sample:
+        seconds, _, ran = cli_run(model, folder, "torch", state.env("cli-torch", background=False))
+        return Sample({"seconds": seconds}, ran)
+
+    def first_leg() -> Sample:
+        env = state.env("cli-first")
+        seconds, stderr, ran = cli_run(model, folder, "auto", env)
+        said.extend(line for line in stderr.splitlines() if "background" in line)
+        export_waits.append(wait_for_export(env))  # untimed: no export overlaps the next leg
+        return Sample({"seconds": seconds}, ran)
+
+    def later_leg() -> Sample:
+        export = state.exported(lambda env: cli_run(model, folder, "auto", env))
+        env = state.env("cli-later")
+        copy_export(export, env)
+        seconds, _, ran = cli_run(model, folder, "auto", env)
+        return Sample({"seconds": seconds}, ran)
+
+    results = interleave({"CLI torch-only": torch_leg, "CLI first-ever (auto)": first_leg,
+                          "CLI later (ONNX cached)": later_leg}, rounds=rounds, warmup=1, between=state.between)
+    print(results.table(base="CLI torch-only", title="CLI run"))
+    ratio = results.ratio("CLI first-ever (auto)", "CLI torch-only")
+    print(f"CLI first-ever / torch-only: {format_ratio(ratio)} — target ≤ 1.2×: "
+          f"{'OK' if ratio[0] <= 1.2 else 'MISSED'}   (said: {said[0] if said else 'nothing!'})")
+    print(f"   background export done {min(export_waits):.1f}–{max(export_waits):.1f} s after the first-ever "
+          "run ended (waited for before the next leg)")
+
+
+def gui_ratios(state: Legs, arch: str, pretrained: str, folder: Path, rounds: int) -> None:
+    def gui_leg(backend: str, later: bool = False):
+        def run() -> Sample:
+            env = state.env(f"gui-{backend}", background=backend != "torch")
+            if later:
+                copy_export(state.exported(lambda e: gui_run(arch, pretrained, "auto", folder, e)), env)
+            out = gui_run(arch, pretrained, backend, folder, env)
+            if backend == "auto" and not later:
+                wait_for_export(env)  # untimed: no export overlaps the next leg
+            return Sample({"seconds": out["first"], "stall ms": out["stall"] * 1000,
+                           "stall CPU ms": out["stall_cpu"] * 1000, "full GC passes": out["full_gc"],
+                           "longest GC ms": out["full_gc_max"] * 1000}, str(out["backend"]))
+        return run
+
+    first, later = "GUI first use (never exported)", "GUI later start (export cached)"
+    results = interleave({"GUI torch": gui_leg("torch"), first: gui_leg("auto"), later: gui_leg("auto", True)},
+                         rounds=rounds, warmup=1, between=state.between)
+    print("window shown → first results:")
+    print(results.table(base="GUI torch", title="GUI run"))
+    ratio = results.ratio(first, "GUI torch")
+    print(f"GUI first use / torch: {format_ratio(ratio)} — target ≤ 1.1×: {'OK' if ratio[0] <= 1.1 else 'MISSED'}")
+    print("longest event-loop stall from the window appearing to the first results:")
+    print(results.table(base="GUI torch", key="stall ms", unit="ms", title="GUI run"))
+    for name in (first, later):
+        stall = results.median(name, "stall ms")
         # CPU-independent evidence: the process's CPU time during that stall (≈ the stall: work
         # holding the GIL; ≈ 0: the scheduler or the disk), and the full GC passes meanwhile.
-        print(f"   process CPU during it {run['stall_cpu'] * 1000:.0f} ms; full GC passes {run['full_gc']} "
-              f"(longest {run['full_gc_max'] * 1000:.0f} ms)")
+        print(f"{name}: stall median {stall:.0f} ms (max {max(results.values(name, 'stall ms')):.0f}) — "
+              f"target < 100 ms: {'OK' if stall < 100 else 'MISSED'}; process CPU during it "
+              f"{results.median(name, 'stall CPU ms'):.0f} ms; full GC passes "
+              f"{results.median(name, 'full GC passes'):.0f} (longest {results.median(name, 'longest GC ms'):.0f} ms)")
 
 
 if __name__ == "__main__":

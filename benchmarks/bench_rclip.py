@@ -1,14 +1,21 @@
 """clipdesk (torch, ONNX Runtime fp32, ONNX Runtime int8) against rclip 3.3, whole processes (issue 6).
 
-    python benchmarks/bench_rclip.py                  # 3 rounds, ≈ 5 min once set up
-    python benchmarks/bench_rclip.py --rounds 1       # a quicker look
+    python benchmarks/bench_rclip.py                  # 3 rounds + 1 warm-up, ≈ 10 min once set up
+    python benchmarks/bench_rclip.py --quick          # 6 photos, no accuracy check: a smoke run
     python benchmarks/bench_rclip.py --write-readme   # also update benchmarks/README.md
 
 Same folder of 40 synthetic 12-MP JPEGs (benchmarks/_images.py), same seeded random ViT-B-32-256
 weights for both tools (clipdesk `--pretrained none`; rclip gets clipdesk's fp32 ONNX export
 under $RCLIP_DATADIR, so it never downloads), 10 labels. Each measurement is a fresh process
 timed from spawn to exit, with its peak RSS from wait4(); every configuration runs once per
-round, round after round, so a busy shared machine slows all of them alike. Medians are shown.
+round (the order rotating), after one warm-up round for all of them, so a busy shared machine
+slows all of them alike (benchmarks/_compare.py). Medians are shown; each ratio to rclip is taken
+within a round, then the median (min–max) over rounds.
+
+Every clipdesk run goes through benchmarks/_backend_probe.py, which records the backend its
+engine actually used; the table shows it per row, and a row named ONNX whose runs used torch (a
+fallback, or an export that was not there) is not reported as ONNX: its verdict says so and the
+script exits 1.
 
   cold      `clipdesk classify` with an empty embedding cache (the one-time ONNX export already
             done, as rclip's model files are) | `rclip QUERY` with no index (indexes, then searches)
@@ -27,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,11 +44,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _backend_probe import backend_used  # noqa: E402
+from _compare import Sample, format_ratio, interleave  # noqa: E402
 from _images import DATA as PHOTO_DATA  # noqa: E402
 from _images import QUALITY, SIZE  # noqa: E402
 from _rclip_setup import (  # noqa: E402
     DATA,
-    clipdesk_command,
     in_child,
     photo_folder,
     rclip_executable,
@@ -61,6 +68,9 @@ CONFIGS = {  # name -> extra clipdesk options (None: rclip)
     "clipdesk ONNX int8": ["--backend", "onnx", "--precision", "int8"],
     "rclip 3.3": None,
 }
+EXPECTED = {"clipdesk torch": "torch", "clipdesk ONNX fp32": "onnx", "clipdesk ONNX int8": "onnx-int8"}
+RCLIP = "rclip 3.3"
+PROBE = HERE / "_backend_probe.py"
 README = HERE / "README.md"
 MARKERS = {"table": ("<!-- bench_rclip:start -->", "<!-- bench_rclip:end -->"),
            "int8": ("<!-- bench_rclip_int8:start -->", "<!-- bench_rclip_int8:end -->")}
@@ -88,17 +98,17 @@ def timed(command: list[str], env: dict, cwd: Path | None = None) -> dict:
 
 
 class Bench:
-    def __init__(self, rounds: int) -> None:
-        self.rounds = rounds
+    def __init__(self, rounds: int, count: int = COUNT) -> None:
+        self.rounds, self.count = rounds, count
         self.rclip = rclip_executable(log)
-        in_child("photos", str(COUNT))  # see in_child: this process stays small
+        in_child("photos", str(count))  # see in_child: this process stays small
         pool = PHOTO_DATA / f"jpeg_{SIZE[0]}x{SIZE[1]}_q{QUALITY}"
-        photos = [pool / f"photo_{i:04d}.jpg" for i in range(COUNT)]
+        photos = [pool / f"photo_{i:04d}.jpg" for i in range(count)]
         self.folder = photo_folder(photos, "photos")
         self.one = photo_folder(photos[:1], "one-photo")
         self.cache = DATA / "clipdesk-cache"  # CLIPDESK_CACHE_DIR: embeddings + ONNX exports
         self.datadir = DATA / "rclip-data"  # RCLIP_DATADIR: models + index
-        self.results: dict[tuple[str, str], list[dict]] = {}
+        self.results = None  # _compare.Results once the rounds ran
         self.first_use: dict[str, dict] = {}
 
     # -- environments -----------------------------------------------------------------------------
@@ -125,13 +135,16 @@ class Bench:
 
     # -- runs ---------------------------------------------------------------------------------------
     def classify(self, options: list[str], folder: Path, labels: list[str]) -> dict:
-        command = [*clipdesk_command(), "classify", str(folder), "--model", ARCH, "--pretrained", "none",
-                   "--labels", ",".join(labels), "--format", "json", *options]
+        """One `clipdesk classify` process, through the backend probe: run["backend"] is what ran."""
+        report = DATA / "backend-probe.json"
+        report.unlink(missing_ok=True)
+        command = [sys.executable, str(PROBE), str(report), "classify", str(folder), "--model", ARCH,
+                   "--pretrained", "none", "--labels", ",".join(labels), "--format", "json", *options]
         run = timed(command, self.clipdesk_env())
         rows = json.loads(run["stdout"])
         if len(rows) != len(list(folder.iterdir())) or any("error" in row for row in rows):
             raise RuntimeError(f"clipdesk classified {len(rows)} rows: {run['stdout'][:500]}")
-        run["backend"] = run["stderr"].strip().splitlines()[-1:] if "using torch" in run["stderr"] else ""
+        run["backend"] = backend_used(json.loads(report.read_text(encoding="utf-8")))
         return run
 
     def rclip_run(self, folder: Path, query: str, index: bool) -> dict:
@@ -153,67 +166,83 @@ class Bench:
         exports = sorted(onnx.glob(f"{ARCH}_none*/fp32"))
         in_child("towers", str(exports[0]), str(self.datadir))
 
-    def record(self, name: str, phase: str, run: dict) -> None:
-        self.results.setdefault((name, phase), []).append(run)
-        log(f"    {name:<20} {phase:<8} {run['wall']:6.2f} s  {run['rss']:7.0f} MB")
-
-    def round(self, number: int) -> None:
-        log(f"  round {number}/{self.rounds}")
-        for name, options in CONFIGS.items():
+    def leg(self, name: str, options: list[str] | None):
+        """One configuration's runs in a round: 1 photo cold, the folder cold, then warm."""
+        def run() -> Sample:
             if options is None:
                 self.reset_rclip_index()
-                self.record(name, "1 photo", self.rclip_run(self.one, "cat", index=True))
+                one = self.rclip_run(self.one, "cat", index=True)
                 self.reset_rclip_index()
-                self.record(name, "cold", self.rclip_run(self.folder, "cat", index=True))
-                self.record(name, "warm", self.rclip_run(self.folder, "bird", index=False))
+                cold = self.rclip_run(self.folder, "cat", index=True)
+                warm = self.rclip_run(self.folder, "bird", index=False)
+                ran = "rclip (ONNX Runtime)"
             else:
                 self.reset_clipdesk_cache()
-                self.record(name, "1 photo", self.classify(options, self.one, LABELS))
+                one = self.classify(options, self.one, LABELS)
                 self.reset_clipdesk_cache()
-                self.record(name, "cold", self.classify(options, self.folder, LABELS))
-                self.record(name, "warm", self.classify(options, self.folder, NEW_LABELS))
+                cold = self.classify(options, self.folder, LABELS)
+                warm = self.classify(options, self.folder, NEW_LABELS)
+                ran = ", ".join(dict.fromkeys(r["backend"] for r in (one, cold, warm)))
+            return Sample({"1 photo": one["wall"], "cold": cold["wall"], "cold CPU": cold["cpu"],
+                           "cold RSS": cold["rss"], "warm": warm["wall"]}, ran=ran)
+        return run
 
-    def median(self, name: str, phase: str, key: str) -> float:
-        return statistics.median(run[key] for run in self.results[(name, phase)])
+    def run_rounds(self, warmup: int) -> None:
+        legs = {name: self.leg(name, options) for name, options in CONFIGS.items()}
+        self.results = interleave(legs, rounds=self.rounds, warmup=warmup, log=log)
+
+    def median(self, name: str, phase: str) -> float:
+        return self.results.median(name, phase)
+
+    def honest(self, name: str) -> bool:
+        """A clipdesk row ran only the backend its name says (an ONNX row never ran torch)."""
+        return name not in EXPECTED or self.results.ran(name) == EXPECTED[name]
 
     # -- report -------------------------------------------------------------------------------------
     def table(self) -> str:
-        rclip = "rclip 3.3"
-        base_cold, base_warm = self.median(rclip, "cold", "wall"), self.median(rclip, "warm", "wall")
-        base_rss = self.median(rclip, "cold", "rss")
+        base_rss = self.median(RCLIP, "cold RSS")
         lines = [
-            f"| {COUNT} × 12-MP JPEG, {ARCH}, 10 labels | cold run | speed-up vs rclip cold | "
+            f"| {self.count} × 12-MP JPEG, {ARCH}, 10 labels | backend used | cold run | speed-up vs rclip cold | "
             "CPU time (cold) | peak RSS (cold) | warm re-run, new labels | vs rclip search-only | "
             "1 photo (start-up + first batch) | first use (one-time) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name in CONFIGS:
-            cold, warm = self.median(name, "cold", "wall"), self.median(name, "warm", "wall")
+            cold, warm = self.median(name, "cold"), self.median(name, "warm")
             first = self.first_use.get(name)
+            if not self.honest(name):  # a fallback's times are not this backend's: none shown
+                lines.append(f"| ~~{name}~~ | {self.results.ran(name)} | not reported: the runs did not "
+                             f"all use {EXPECTED[name]} |" + " |" * 7)
+                continue
+            shown = name
             lines.append(
-                f"| {name} | {cold:.1f} s ({COUNT / cold:.1f} img/s) | "
-                f"{'—' if name == rclip else f'{base_cold / cold:.2f}×'} | "
-                f"{self.median(name, 'cold', 'cpu'):.1f} s | "
-                f"{self.median(name, 'cold', 'rss'):.0f} MB | {warm:.2f} s | "
-                f"{'—' if name == rclip else f'{base_warm / warm:.2f}×'} | "
-                f"{self.median(name, '1 photo', 'wall'):.2f} s | "
-                f"{'—' if first is None else format(first['wall'], '.1f') + ' s'} |"
+                f"| {shown} | {self.results.ran(name)} | {cold:.1f} s ({self.count / cold:.1f} img/s) | "
+                f"{'—' if name == RCLIP else format_ratio(self.results.ratio(RCLIP, name, 'cold'))} | "
+                f"{self.median(name, 'cold CPU'):.1f} s | "
+                f"{self.median(name, 'cold RSS'):.0f} MB | {warm:.2f} s | "
+                f"{'—' if name == RCLIP else format_ratio(self.results.ratio(RCLIP, name, 'warm'))} | "
+                f"{self.median(name, '1 photo'):.2f} s | "
+                f"{'—' if first is None else format(first['wall'], '.1f') + ' s [' + first['backend'] + ']'} |"
             )
         lines.append("")
         lines.append(f"rclip cold peak RSS {base_rss:.0f} MB; rclip's warm column is `rclip -n` (search only). "
-                     "First use: the fp32 row exports from torch (torch start-up included); the int8 "
-                     "row then quantises that export.")
+                     "Speed-ups: rclip's time / the row's, per round, median (min–max). First use: the fp32 "
+                     "row exports from torch (torch start-up included); the int8 row then quantises that "
+                     "export. 'backend used': what clipdesk's engine ran (benchmarks/_backend_probe.py).")
         return "\n".join(lines)
 
     def verdicts(self) -> list[str]:
-        rclip = "rclip 3.3"
         out = []
         for name in CONFIGS:
-            if name == rclip or name == "clipdesk torch":
+            if name in (RCLIP, "clipdesk torch"):
                 continue
-            speed = self.median(rclip, "cold", "wall") / self.median(name, "cold", "wall")
-            rss = self.median(name, "cold", "rss") < self.median(rclip, "cold", "rss")
-            warm = self.median(name, "warm", "wall") < self.median(rclip, "warm", "wall")
+            if not self.honest(name):
+                out.append(f"{name}: NOT MEASURED — its runs used {self.results.ran(name)}, not "
+                           f"{EXPECTED[name]}; a torch run is not reported as ONNX")
+                continue
+            speed = self.results.ratio(RCLIP, name, "cold")[0]
+            rss = self.median(name, "cold RSS") < self.median(RCLIP, "cold RSS")
+            warm = self.median(name, "warm") < self.median(RCLIP, "warm")
             out.append(f"{name}: cold {speed:.2f}× rclip (target ≥ 1.5: {'met' if speed >= 1.5 else 'MISSED'}), "
                        f"peak RSS {'below' if rss else 'NOT below'} rclip's, "
                        f"warm {'faster' if warm else 'NOT faster'} than rclip search-only")
@@ -297,7 +326,10 @@ def write_readme(section: str, part: str = "table") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, for every configuration")
+    parser.add_argument("--photos", type=int, default=None, help=f"photos in the folder (default {COUNT}, quick 6)")
+    parser.add_argument("--quick", action="store_true", help="6 photos, no accuracy check: a smoke run")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the int8 top-1 check on the demo model")
     parser.add_argument("--accuracy-only", action="store_true", help="only the int8 top-1 check")
@@ -305,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.accuracy_only:
         return accuracy_report(args.write_readme)
 
-    bench = Bench(args.rounds)
+    count = args.photos or (6 if args.quick else COUNT)
+    bench = Bench(args.rounds, count)
     log(f"{machine()}; {rclip_version(bench.rclip)}; load average {os.getloadavg()[0]:.1f}")
     bench.prepare()
     import resource
@@ -313,17 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  harness peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
         "(the floor of every child's measured peak)")
     load_before = os.getloadavg()
-    for number in range(1, args.rounds + 1):
-        bench.round(number)
+    bench.run_rounds(args.warmup)
     load_after = os.getloadavg()
     table = bench.table()
     notes = bench.verdicts()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     section = "\n".join([
-        f"Measured {stamp} by `python benchmarks/bench_rclip.py --rounds {args.rounds}` on {machine()}; "
+        f"Measured {stamp} by `python benchmarks/bench_rclip.py --rounds {args.rounds} --photos {count}` "
+        f"on {machine()}; "
         f"{rclip_version(bench.rclip)} from PyPI in its own venv. Load average "
         f"{load_before[0]:.1f} → {load_after[0]:.1f} (a shared machine: compare ratios, not seconds). "
-        f"Medians of {args.rounds} interleaved rounds.",
+        f"Medians of {args.rounds} interleaved rounds after {args.warmup} warm-up round(s).",
         "",
         table,
         "",
@@ -333,9 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         write_readme(section)
         log(f"updated {README}")
-    if args.skip_accuracy:
-        return 0
-    return accuracy_report(args.write_readme)  # in this process, after every RSS measurement
+    honest = all(bench.honest(name) for name in CONFIGS)
+    if args.skip_accuracy or args.quick:
+        return 0 if honest else 1
+    return max(accuracy_report(args.write_readme), 0 if honest else 1)  # in this process, after every RSS measurement
 
 
 def accuracy_report(write: bool) -> int:
@@ -354,7 +388,6 @@ def accuracy_report(write: bool) -> int:
     print(section)
     if write:
         write_readme(section, "int8")
-    return 0
     return 0
 
 

@@ -1,15 +1,20 @@
 """Scale benchmark: single process against a local Ray, and ANN search against a brute-force scan.
 
-    python benchmarks/bench_scale.py throughput --images 400          # demo model, generated PNGs
+    python benchmarks/bench_scale.py throughput --images 400          # demo model, generated JPEGs
+    python benchmarks/bench_scale.py throughput --images 64           # a smoke run
+    python benchmarks/bench_scale.py ann --sizes 5000 --queries 20    # a smoke run
     python benchmarks/bench_scale.py ann --sizes 10000 100000 1000000 # random unit vectors, dim 512
     python benchmarks/bench_scale.py ann --sizes 100000 --data clustered --library faiss usearch
     python benchmarks/bench_scale.py labels --images 200                # re-scoring vs re-encoding
     python benchmarks/bench_scale.py labels --images 100 --model ViT-B-32 --pretrained none
 
-throughput: the same folder through the single-process path (core's embed_job, what
-`clipdesk classify` runs) and through `clipdesk index --ray` on a local Ray with all cores. On a
-2-core machine expect parity at best: Ray adds its start-up (≈ 3 s) and the actors compete with
-the decode tasks for the same two cores; Ray pays off with more cores, GPUs or machines.
+throughput: the same whole job in both legs: open the model, `index` the folder (decode, encode,
+write the shards) into a new folder without an embedding cache — once in this process
+(`clipdesk index`) and once through a local Ray with all cores (`clipdesk index --ray`, whose
+actors load the model themselves). Interleaved rounds after one warm-up round each; `ray.init`
+runs once before the rounds (like joining a running cluster) and is reported apart. On a 2-core
+machine expect parity at best: the actors compete with the decode tasks for the same two cores;
+Ray pays off with more cores, GPUs or machines.
 
 labels: what a change of labels costs on an index (in-process, the per-image costs Ray's actors
 pay too): the first run (decode + encode + score), a run with new labels (the stored embeddings
@@ -20,8 +25,10 @@ change would cost the multi-label run's encode time every time instead.
 
 ann: exact top-10 by a batched matrix product is the ground truth; brute force is timed the way
 `search` would run it (one query: a matrix-vector product and a partial sort); each library's
-index is timed per single query at several efSearch (HNSW) or k_factor (PQ) values. Reported: recall@10, ms/query,
-speed-up, build time, index size on disk. Random unit vectors are the hardest case for any
+index is timed per single query at several efSearch (HNSW) or k_factor (PQ) values. Every leg
+(brute force included) searches the same queries, one untimed warm-up pass each, then
+interleaved timed passes. Reported: recall@10, ms/query, speed-up (brute/leg per round, median
+and min–max), build time, index size on disk. Random unit vectors are the hardest case for any
 graph index (every point is almost equally far from every other); `--data clustered` draws
 vectors around 1,000 centres, closer to real CLIP embeddings.
 """
@@ -40,10 +47,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "core"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _compare import Sample, format_ratio, interleave, page_cache  # noqa: E402
 
 
 # -- throughput ----------------------------------------------------------------------------------
-def throughput(images: int, model: str, backend: str) -> None:
+def throughput(images: int, model: str, backend: str, rounds: int) -> None:
+    """Both legs do the same whole job: open the model, index the folder, write the shards."""
     from synth_images import save_image
 
     from clipdesk.core.engine import open_engine_job
@@ -56,22 +67,27 @@ def throughput(images: int, model: str, backend: str) -> None:
             save_image(folder / f"{i:05d}.jpg", seed=i, width=320, height=240, quality=90)
         files = sorted(folder.iterdir())
         spec = ModelSpec(model, "demo" if model == "demo" else "none", "cpu", backend)
-        engine = run_job(open_engine_job(spec.arch, spec.pretrained, "cpu", backend, use_cache=False))
-        run_job(engine.embed_job(files[:8]))  # warm: sessions open, first-call costs paid
         start = time.perf_counter()
-        run_job(engine.embed_job(files, batch_size=32))
-        single = time.perf_counter() - start
-        start = time.perf_counter()
-        connect(None, num_cpus=os.cpu_count())
+        connect(None, num_cpus=os.cpu_count())  # once, like a running cluster; reported, not in the legs
         ray_start = time.perf_counter() - start
-        start = time.perf_counter()
-        options = IndexOptions(shard_size=100, use_ray=True)
-        run_job(index_job(spec, [str(folder)], Path(temp) / "idx", engine, options))
-        scaled = time.perf_counter() - start
-        print("| path | images | seconds | images/s |\n|---|---|---|---|")
-        print(f"| single process (core embed_job, {backend}) | {images} | {single:.1f} | {images / single:.1f} |")
-        print(f"| local Ray, {os.cpu_count()} CPUs (+{ray_start:.1f} s ray.init) | {images} | {scaled:.1f} "
-              f"| {images / scaled:.1f} |")
+
+        def leg(use_ray: bool):
+            def run() -> None:
+                with tempfile.TemporaryDirectory(dir=temp) as out:
+                    engine = run_job(open_engine_job(spec.arch, spec.pretrained, "cpu", backend, use_cache=False))
+                    options = IndexOptions(shard_size=100, use_ray=use_ray)
+                    result = run_job(index_job(spec, [str(folder)], Path(out) / "idx", engine, options))
+                    assert result.complete and result.written == len(result.shards)
+            return run
+
+        results = interleave({"single process": leg(False), f"local Ray, {os.cpu_count()} CPUs": leg(True)},
+                             rounds=rounds, warmup=1, between=lambda: page_cache(files, "warm"))
+        print(f"{images} JPEGs 320×240, {model}, {backend}; each leg: open the model, `index` the folder "
+              f"(decode, encode, write shards) into a new folder, no embedding cache; page cache warm for "
+              f"both; ray.init once before the rounds: {ray_start:.1f} s, not in the Ray leg")
+        print(results.table(base="single process", title="path"))
+        for name in results.samples:
+            print(f"{name}: {images / results.median(name):.1f} images/s (median)")
 
 
 # -- labels: re-score or re-encode ------------------------------------------------------------------
@@ -163,21 +179,25 @@ def brute(x: np.ndarray, k: int):
 
 
 def ann(sizes: list[int], dim: int, data: str, libraries: list[str], efs: list[int], k_factors: list[int],
-        queries_n: int) -> None:
+        queries_n: int, rounds: int) -> None:
+    """Per size: recall of each setting (untimed), then brute force and every setting timed on the
+    same queries, interleaved, after one untimed pass each (warm-up alike)."""
     from clipdesk.scale import ann as lib
 
     rng = np.random.default_rng(0)
-    print(f"data={data} dim={dim} queries={queries_n} HNSW M={lib.CONNECTIVITY} efConstruction={lib.EXPANSION_ADD} "
-          f"cores={os.cpu_count()}")
-    print("| vectors | method | build s | size MB | efSearch / k_factor | recall@10 | ms/query wall / CPU | speed-up wall / CPU |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"data={data} dim={dim} queries={queries_n} (the same for every leg) HNSW M={lib.CONNECTIVITY} "
+          f"efConstruction={lib.EXPANSION_ADD} cores={os.cpu_count()}; {rounds} interleaved rounds after "
+          "one warm-up pass each; speed-up = brute/leg per round, median (min–max)")
+    print("| vectors | method | build s | size MB | efSearch / k_factor | recall@10 | ms/query wall / CPU "
+          "| speed-up wall | speed-up CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         x = vectors(n, dim, data, rng)
         queries = vectors(queries_n, dim, data, rng) if data == "random" else unit(x[rng.integers(0, n, queries_n)] + 0.1 * rng.standard_normal((queries_n, dim), dtype=np.float32))
         truth = exact_top(x, queries, 10)
-        bwall, bcpu = timed(brute(x, 10), queries[: min(30, queries_n)])
-        print(f"| {n:,} | brute force (numpy) | – | {x.nbytes / 1e6:.0f} | – | 1.000 | {bwall:.2f} / {bcpu:.2f} "
-              f"| 1.0× / 1.0× |", flush=True)
+        legs = {"brute force (numpy)": pass_over(brute(x, 10), queries)}
+        rows = {"brute force (numpy)": ("–", f"{x.nbytes / 1e6:.0f}", "–", "1.000")}
+        indexes = []
         for name in libraries:
             index = lib.LIBRARIES[name](dim)
             start = time.perf_counter()
@@ -187,14 +207,35 @@ def ann(sizes: list[int], dim: int, data: str, libraries: list[str], efs: list[i
                 path = Path(temp) / index.file
                 index.save(path)
                 size = path.stat().st_size / 1e6
+            kind = "PQ fast-scan + exact re-rank" if name == "faiss-pq" else "HNSW"
             for ef in (k_factors if name == "faiss-pq" else efs):
                 _set_ef(index, ef)
                 found = np.stack([_pad(index.search(q, 10)[0]) for q in queries])
-                wall, cpu = timed(lambda q, index=index: index.search(q, 10), queries)
-                kind = "PQ fast-scan + exact re-rank (k_factor)" if name == "faiss-pq" else "HNSW (efSearch)"
-                print(f"| {n:,} | {name} {kind} | {build:.1f} | {size:.0f} | {ef} | {recall(found, truth):.3f} "
-                      f"| {wall:.2f} / {cpu:.2f} | {bwall / wall:.1f}× / {bcpu / cpu:.1f}× |", flush=True)
-            del index
+                leg = f"{name} {kind}, {ef}"
+                legs[leg] = pass_over(lambda q, index=index: index.search(q, 10), queries,
+                                      setup=lambda index=index, ef=ef: _set_ef(index, ef))
+                rows[leg] = (f"{build:.1f}", f"{size:.0f}", str(ef), f"{recall(found, truth):.3f}")
+            indexes.append(index)
+        results = interleave(legs, rounds=rounds, warmup=1)
+        base = "brute force (numpy)"
+        for leg, (build, size, ef, rec) in rows.items():
+            wall, cpu = results.median(leg, "wall ms"), results.median(leg, "CPU ms")
+            speed = ("1.0×" if leg == base else format_ratio(results.ratio(base, leg, "wall ms")),
+                     "1.0×" if leg == base else format_ratio(results.ratio(base, leg, "CPU ms")))
+            print(f"| {n:,} | {leg} | {build} | {size} | {ef} | {rec} | {wall:.2f} / {cpu:.2f} | {speed[0]} "
+                  f"| {speed[1]} |", flush=True)
+        del indexes
+
+
+def pass_over(run, queries, setup=None):
+    """A leg: `setup` (untimed: the setting this leg searches with), then `run` on every query
+    once; (wall ms, CPU ms) per query."""
+    def leg() -> Sample:
+        if setup is not None:
+            setup()
+        wall, cpu = timed(run, queries)
+        return Sample({"wall ms": wall, "CPU ms": cpu})
+    return leg
 
 
 def _pad(keys: np.ndarray) -> np.ndarray:
@@ -220,6 +261,7 @@ def main() -> None:
     tp.add_argument("--images", type=int, default=400)
     tp.add_argument("--model", default="demo")
     tp.add_argument("--backend", default="auto")
+    tp.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
     lb = commands.add_parser("labels")
     lb.add_argument("--images", type=int, default=200)
     lb.add_argument("--model", default="demo")
@@ -234,13 +276,14 @@ def main() -> None:
     an.add_argument("--k-factor", type=int, nargs="+", default=[200, 1000, 2000],
                     help="faiss-pq: candidates re-ranked exactly, per result")
     an.add_argument("--queries", type=int, default=100)
+    an.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
     args = parser.parse_args()
     if args.command == "throughput":
-        throughput(args.images, args.model, args.backend)
+        throughput(args.images, args.model, args.backend, args.rounds)
     elif args.command == "labels":
         labels(args.images, args.model, args.pretrained, args.backend)
     else:
-        ann(args.sizes, args.dim, args.data, args.library, args.ef, args.k_factor, args.queries)
+        ann(args.sizes, args.dim, args.data, args.library, args.ef, args.k_factor, args.queries, args.rounds)
 
 
 if __name__ == "__main__":
