@@ -35,6 +35,7 @@ from .commands import (
     open_engine,
     read_label_args,
     report_failures,
+    require_some_valid_score,
     write_rows,
 )
 from .console import drive, safe_text
@@ -140,9 +141,7 @@ def cmd_classify(args) -> int:
     scores = engine.score(embedded.features, label_set, multi_label=args.multi_label,
                           templates=args.templates, quarters=quarters)
     rows = classify_rows(files, missing, embedded, scores, args.top_k, args.threshold)
-    if len(embedded.paths) and not scores.valid_rows().any():
-        raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
-                             "its few-shot head are damaged.")
+    require_some_valid_score(embedded, scores)
     write_rows(rows, label_set.names, args.format)
     write_outputs(args, rows, label_set.names, embedded, note)
     report_failures(rows)

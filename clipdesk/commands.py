@@ -104,6 +104,15 @@ def classify_rows(files, missing, embedded, scores, top_k, threshold: float | No
             for path, row in rows_in_input_order(files, missing, embedded, scores, top_k, threshold)]
 
 
+def require_some_valid_score(embedded, scores) -> None:
+    """NaN for every image that was read means the model, not the pictures, is broken: exit 1."""
+    from .core.errors import ModelLoadError
+
+    if len(embedded.paths) and not scores.valid_rows().any():
+        raise ModelLoadError("The model gives no valid score (NaN) for any image: its weights or "
+                             "its few-shot head are damaged.")
+
+
 def write_rows(rows: list[dict], labels: list[str], fmt: str) -> None:
     """classify's rows as JSON, CSV or a table on stdout."""
     if fmt == "json":

@@ -21,6 +21,7 @@ from ..commands import (
     open_engine,
     read_label_args,
     report_failures,
+    require_some_valid_score,
     write_rows,
 )
 from ..console import drive
@@ -138,6 +139,7 @@ def cmd_classify_ray(args) -> int:
     files = [_as_path(e.path) for e in result.entries]
     missing = {_as_path(p): m for p, m in result.missing.items()}
     rows = classify_rows(files, missing, embedded, scores, args.top_k, args.threshold)
+    require_some_valid_score(embedded, scores)
     write_rows(rows, label_set.names, args.format)
     report_failures(rows)
     return EXIT_OK

@@ -109,12 +109,11 @@ def test_ray_rows_judge_nan_and_presence_like_the_cli(local_ray, tmp_path, capsy
 
     folder = make_folder(tmp_path / "photos", 6)
     fixed = np.array([1.0, 0.5, 0.25, 0.04], np.float32)
-    nan_first = {"on": True}
+    nan_rows = {"rows": slice(0, 1)}
 
     def score(self, features, label_set, multi_label=False, *args, **kwargs):
         probs = np.tile(fixed, (len(features), 1))
-        if nan_first["on"] and len(probs):
-            probs[0] = np.nan
+        probs[nan_rows["rows"]] = np.nan
         return Scores(label_set.names, probs, np.zeros_like(probs), multi_label=multi_label)
 
     monkeypatch.setattr(Engine, "score", score)
@@ -124,6 +123,10 @@ def test_ray_rows_judge_nan_and_presence_like_the_cli(local_ray, tmp_path, capsy
     rows = [row for row in cli_json(capsys, *common) if not row["path"].endswith("broken.png")]
     assert rows[0] == {"path": rows[0]["path"], "error": f"{rows[0]['path']}: the model gave no valid score (NaN)."}
     assert all(row["labels"] == LABELS[:3] for row in rows[1:])  # default cut 0.05: 0.04 is out
-    nan_first["on"] = False
+    nan_rows["rows"] = slice(0, 0)
     rows = [row for row in cli_json(capsys, *common, "--threshold", "0.5") if "error" not in row]
     assert len(rows) == 6 and all(row["labels"] == LABELS[:2] for row in rows)
+    nan_rows["rows"] = slice(None)  # NaN for every image: the model is broken, exit 1 as without Ray
+    assert main([str(a) for a in common]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no valid score" in captured.err
