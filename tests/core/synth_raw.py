@@ -224,3 +224,77 @@ def write_nef(path: Path, rgb: np.ndarray, orientation: int = 1,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(tiff.finish(ifd0)))
     return path
+
+
+# -- Canon CR3 (ISO-BMFF) ----------------------------------------------------------------------
+# The container as Canon writes it, as far as LibRaw reads it: `ftyp` (brand "crx "), `moov` with
+# Canon's header box (uuid 85c0b687…: CNCV, CMT1 = a TIFF IFD0 with Make/Model/Orientation), a
+# track holding the full-size JPEG preview (CRAW sample entry with a JPEG box) and the raw track
+# (CRAW with a CMP1 header: 14-bit, 4 planes, RGGB), and their bytes in `mdat`. The raw track's
+# bytes are NOT CRX-coded (Canon's wavelet codec has no encoder outside the camera): LibRaw
+# identifies the file and extracts the preview, but demosaicing it fails, as with a damaged file.
+
+CANON_CR3_MODEL = "Canon EOS R5"
+_CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+
+
+def _box(name: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + name + payload
+
+
+def _tiff_ifd0_at_8(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A little-endian TIFF whose IFD0 starts at byte 8, as CR3's CMT1 box must (LibRaw checks)."""
+    data_at = 8 + 2 + 12 * len(entries) + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, raw in entries:
+        if len(raw) > 4:
+            ifd += struct.pack("<HHII", tag, kind, count, data_at + len(extra))
+            extra += raw + b"\0" * (len(raw) % 2)
+        else:
+            ifd += struct.pack("<HHI", tag, kind, count) + raw.ljust(4, b"\0")
+    return b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + extra
+
+
+def _craw_track(width: int, height: int, child: bytes, size: int, offset: int) -> bytes:
+    """trak > mdia (hdlr "vide") > minf > stbl: a CRAW sample entry, one sample of `size` bytes at
+    `offset` (stsz, co64)."""
+    entry = bytearray(82)
+    struct.pack_into(">HH", entry, 24, width, height)
+    craw = _box(b"CRAW", bytes(entry) + child)
+    stbl = _box(b"stbl", _box(b"stsd", struct.pack(">II", 0, 1) + craw)
+                + _box(b"stsz", struct.pack(">III", 0, size, 1))
+                + _box(b"co64", struct.pack(">IIQ", 0, 1, offset)))
+    hdlr = _box(b"hdlr", b"\0" * 8 + b"vide" + b"\0" * 12)
+    return _box(b"trak", _box(b"mdia", hdlr + _box(b"minf", stbl)))
+
+
+def write_cr3(path: Path, preview: np.ndarray, sensor: tuple[int, int] = (128, 96),
+              orientation: int = 1) -> Path:
+    """A Canon CR3 whose only picture is its full-size JPEG `preview`; `sensor` (width, height,
+    even) is what the raw track's CMP1 header declares."""
+    width, height = sensor
+    jpeg = _jpeg(preview)
+    raw_bytes = b"\0" * 64  # where the CRX-coded tiles would be
+    model = CANON_CR3_MODEL.encode("ascii") + b"\0"
+    cmt1 = _tiff_ifd0_at_8([(256, 4, 1, struct.pack("<I", width)), (257, 4, 1, struct.pack("<I", height)),
+                            (271, 2, 6, b"Canon\0"), (272, 2, len(model), model),
+                            (274, 3, 1, struct.pack("<H", orientation))])
+    header = _box(b"uuid", _CANON_UUID + _box(b"CNCV", b"CanonCR3_001/00.10.00/00.00.00") + _box(b"CMT1", cmt1))
+    cmp1 = bytearray(60)  # version 1.0, image = one tile, 14 bits, 4 planes, RGGB, header size
+    struct.pack_into(">H", cmp1, 4, 0x100)
+    struct.pack_into(">IIII", cmp1, 8, width, height, width, height)
+    cmp1[24:28] = bytes([14, 0x40, 0, 0])
+    struct.pack_into(">I", cmp1, 28, 32)
+
+    def moov(jpeg_at: int, raw_at: int) -> bytes:
+        return _box(b"moov", header
+                    + _craw_track(preview.shape[1], preview.shape[0], _box(b"JPEG", b"\0" * 4), len(jpeg), jpeg_at)
+                    + _craw_track(width, height, _box(b"CMP1", bytes(cmp1)), len(raw_bytes), raw_at))
+
+    ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
+    start = len(ftyp) + len(moov(0, 0)) + 8  # offsets do not change the boxes' sizes
+    data = ftyp + moov(start, start + len(jpeg)) + _box(b"mdat", jpeg + raw_bytes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -13,7 +13,7 @@ import pytest
 import rawpy
 from PIL import Image
 from synth_images import save_image, synth_array
-from synth_raw import CANON_WHITE, write_cr2, write_dng, write_nef
+from synth_raw import CANON_WHITE, write_cr2, write_cr3, write_dng, write_nef
 
 from clipdesk.core import decoders
 from clipdesk.core.errors import ImageLoadError
@@ -289,6 +289,32 @@ def test_canon_and_nikon_files_are_found_embedded_and_damage_is_one_sentence(tin
     message = result.errors[broken]
     assert message.startswith(f"{broken}: ") and "RAW" in message and "\n" not in message
     assert not np.allclose(result.features[0], result.features[1])
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_canon_cr3_preview_is_used_upright(tmp_path, orientation):
+    """CR3 is ISO-BMFF, not TIFF: LibRaw finds the Canon header, the raw track's CMP1 and the
+    preview track; the preview is what clipdesk shows."""
+    preview = halves(GREEN, YELLOW, 384, 256)
+    path = write_cr3(tmp_path / "IMG_0001.CR3", preview, orientation=orientation)
+    with rawpy.imread(str(path)) as raw:
+        assert (raw.sizes.raw_width, raw.sizes.raw_height) == (128, 96)  # from CMP1
+        assert raw.color_desc == b"RGBG"
+    expected = UPRIGHT[orientation](preview)
+    image = open_image(path)
+    assert image.size == (expected.shape[1], expected.shape[0])
+    assert_looks_like(np.asarray(image), expected, tolerance=30)
+    assert min(open_image(path, draft_size=64).size) == 64
+
+
+def test_cr3_whose_raw_data_cannot_be_decoded_is_one_sentence(tmp_path):
+    """With only a small preview clipdesk demosaics, and these raw bytes are not CRX-coded: LibRaw
+    fails as on a damaged file, and that is a per-file error, not a crash."""
+    path = write_cr3(tmp_path / "IMG_0002.CR3", halves(GREEN, YELLOW, 24, 16))
+    with pytest.raises(ImageLoadError) as caught:
+        open_image(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "RAW" in message and "\n" not in message
 
 
 # -- RAW + JPEG pairs -----------------------------------------------------------------------------
