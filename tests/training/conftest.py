@@ -1,11 +1,12 @@
-"""Labelled folders a tiny random-initialised model can learn in seconds: flat noisy colours."""
+"""Labelled folders a tiny random-initialised model can learn in seconds: flat noisy colours
+(quick), and hues behind a random-coloured block (full: fine-tuning beats the base model there)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from ft_helpers import TINY, full_config, make_colour_folder
+from ft_helpers import TINY, full_config, make_colour_folder, make_occluded_hue_folder
 
 from clipdesk.core.jobs import run_job
 
@@ -24,6 +25,11 @@ def one_thread():
 @pytest.fixture(scope="session")
 def colours(tmp_path_factory) -> Path:
     return make_colour_folder(tmp_path_factory.mktemp("colours") / "colours")
+
+
+@pytest.fixture(scope="session")
+def occluded(tmp_path_factory) -> Path:
+    return make_occluded_hue_folder(tmp_path_factory.mktemp("occluded") / "occluded")
 
 
 def _isolated_run(tmp_path_factory, job_factory):
@@ -52,8 +58,16 @@ def quick_run(colours, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def full_run(colours, tmp_path_factory):
+def full_run(occluded, tmp_path_factory):
     from training.api import finetune_job
 
     out = tmp_path_factory.mktemp("full") / "model"
-    return _isolated_run(tmp_path_factory, lambda: finetune_job(full_config(colours, out)))
+    return _isolated_run(tmp_path_factory, lambda: finetune_job(full_config(occluded, out)))
+
+
+@pytest.fixture(scope="session")
+def base_weights() -> dict:
+    """The random base model `full` starts from (pretrained none is seeded: the same every load)."""
+    from clipdesk.core.models import load_model
+
+    return {k: v.detach().clone() for k, v in load_model(TINY, "none", "cpu").model.state_dict().items()}

@@ -25,10 +25,28 @@ def test_full_lowers_the_loss_and_beats_zero_shot(full_run):
     first = np.mean([h["loss"] for h in losses if h["epoch"] == 1])
     last = np.mean([h["loss"] for h in losses if h["epoch"] == losses[-1]["epoch"]])
     assert last < 0.5 * first
-    assert result.accuracy_after > result.accuracy_before
     assert result.alpha in ALPHAS
-    assert [h["epoch"] for h in history if h["kind"] == "val"] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in history if h["kind"] == "val"] == list(range(1, losses[-1]["epoch"] + 1))
     assert 0.0 <= result.forgetting["generic_agreement"] <= 1.0
+    # The figure is full's own: fine-tuned weights kept (not the base weights with quick's head and
+    # quick's nested figure), judged on the held-out test split.
+    assert result.alpha > 0 and result.evaluation["weights_kept"]["kept"] == "fine-tuned mix"
+    assert not result.evaluation["method"].startswith("nested")
+    assert result.evaluation["images"] == len(result.val_paths) == len(result.val_true)
+    # Recomputed here from the saved folder: the model's features and its head on the test images.
+    reloaded = load_model(TINY, str(result.model_dir), "cpu")
+    with torch.no_grad():
+        images = torch.stack([reloaded.preprocess(load_training_image(p)) for p in result.val_paths])
+        features = reloaded.model.encode_image(images, normalize=True).numpy()
+    after = float(np.mean(reloaded.head.predict(features) == np.asarray(result.val_true)))
+    assert after == pytest.approx(result.accuracy_after)
+    # Zero-shot on the same images: the base model, one prompt per class.
+    base = load_model(TINY, "none", "cpu")
+    with torch.no_grad():
+        text = base.model.encode_text(base.tokenizer(class_prompts(result.classes, "photo")), normalize=True)
+        zero_shot = (base.model.encode_image(images, normalize=True) @ text.T).argmax(1).numpy()
+    assert after > float(np.mean(zero_shot == np.asarray(result.val_true))) + 0.3  # measured: 0.75 vs 0.19
+    assert after > result.accuracy_before
 
 
 def test_checkpoint_round_trip_gives_identical_logits(full_run):
@@ -43,8 +61,7 @@ def test_checkpoint_round_trip_gives_identical_logits(full_run):
     assert torch.equal(a_scale * a_img @ a_txt.T, b_scale * b_img @ b_txt.T)
     assert reloaded.class_names == result.classes
     assert reloaded.head is not None and reloaded.head.kind == in_memory.head.kind
-    if not result.evaluation["method"].startswith("nested"):  # nested: out-of-fold answers, not the head's
-        assert reloaded.head.predict(b_img.numpy()).tolist() == result.val_pred  # the saved head answers
+    assert reloaded.head.predict(b_img.numpy()).tolist() == result.val_pred  # the saved head answers
 
 
 def test_metadata_records_the_run(full_run):
@@ -59,14 +76,12 @@ def test_metadata_records_the_run(full_run):
     record = metadata["validation"]["evaluation"]
     assert record["accuracy"] == result.accuracy_after
     kept = metadata["validation"]["kept"]
-    assert kept["kept"] == ("fine-tuned mix" if result.alpha > 0 else "base weights")
-    if kept["kept"] == "base weights":  # full = quick: nested cross-validation over every image
-        assert result.alpha == 0.0 and record["method"].startswith("nested") and record["images"] == 32
-        assert any("base weights are kept" in w for w in result.warnings)
-    else:  # the figure comes from the test images, the head from train + validation
-        assert record["images"] == metadata["validation"]["test_images"] == len(result.val_paths)
-        val_and_train = metadata["validation"]["val_images"] + metadata["validation"]["train_images"]
-        assert val_and_train + record["images"] == 32
+    assert kept["kept"] == "fine-tuned mix" and result.alpha > 0  # the occluded hues: fine-tuning wins
+    assert kept["val_accuracy_tuned"] > kept["val_accuracy_base"]
+    # The figure comes from the test images, the head from train + validation.
+    assert record["images"] == metadata["validation"]["test_images"] == len(result.val_paths)
+    val_and_train = metadata["validation"]["val_images"] + metadata["validation"]["train_images"]
+    assert val_and_train + record["images"] == 80  # make_occluded_hue_folder: 4 classes × 20
     assert not (result.model_dir / ".resume").exists()  # state is removed once the model is safe
 
 
