@@ -2,6 +2,7 @@
 
     xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot.png
     xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_multilabel.png --multi-label
+    xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_800x600.png --size=800x600
 
 Images are generated (coloured shapes the demo model was trained on), so the picture is
 reproducible; user folders are redirected to a temporary directory.
@@ -89,7 +90,9 @@ def main(argv: list[str]) -> int:
     settings = Settings.load()
     settings["labels"] = MULTI_LABELS if multi else LABELS
     window = MainWindow(ModelChoice("clipdesk-demo", "demo", "cpu", "torch"), settings)
-    window.resize(1400, 860)  # the width issue 15 saw a column left unused at
+    size = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--size=")), "1400x860")
+    width, height = (int(n) for n in size.split("x"))
+    window.resize(width, height)  # 1400x860: the width issue 15 saw a column left unused at
     window.show()
     window.add_paths([tmp / "shapes"])
     done = []

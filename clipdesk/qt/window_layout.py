@@ -97,7 +97,7 @@ def build_panes(window) -> None:
     window.right.setObjectName("rightSplitter")
     window.right.addWidget(labels_box)
     window.right.addWidget(details_box)
-    window.right.setSizes([330, 470])
+    window.right.setSizes([380, 420])
     window.left = QSplitter(Qt.Orientation.Vertical)
     window.left.setObjectName("leftSplitter")
     grid_box = QWidget()
@@ -143,7 +143,8 @@ def build_toolbar(window) -> None:
     toolbar.addWidget(QLabel(" Show "))
     window.filter_combo = QComboBox()
     window.filter_combo.setObjectName("labelFilter")
-    window.filter_combo.setMinimumWidth(150)
+    window.filter_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    window.filter_combo.setMinimumContentsLength(10)  # long labels elide instead of widening the toolbar
     window.filter_combo.addItem("All images", ALL)
     window.filter_combo.activated.connect(lambda _i: window.set_label_filter(window.filter_combo.currentData()))
     toolbar.addWidget(window.filter_combo)
