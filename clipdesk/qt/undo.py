@@ -1,6 +1,6 @@
 """Undo the Qt way: one `QUndoStack`, one small `QUndoCommand` per user action.
 
-Edit › Undo / Redo (Ctrl+Z / Ctrl+Shift+Z) cover adding and removing images, Clear all images,
+Edit › Undo / Redo (the platform's keys: Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y on Windows) cover adding and removing images, Clear all images,
 every label edit (typed, edited, reordered, removed, imported, cleared) and sorting into folders.
 A command's first `redo()` is the action that already happened, so pushing it changes nothing.
 Sorting is undone through `clipdesk.core.sorting.undo`, which checks that the files are still the
@@ -117,12 +117,15 @@ class UndoController:
         session.on("labels", self._labels_changed)
 
     def actions(self, parent) -> list:
+        # Every binding the platform lists (Ctrl+Z; Ctrl+Shift+Z on X11, Ctrl+Y too on Windows)
+        # and nothing more: a key listed twice on one action is ambiguous and fires nothing, which
+        # is what Ctrl+Shift+Z did on X11 when it was added by hand besides StandardKey.Redo.
         undo = self.stack.createUndoAction(parent, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        undo.setShortcuts(QKeySequence.StandardKey.Undo)
         undo.setObjectName("undoAction")
         undo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         redo = self.stack.createRedoAction(parent, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        redo.setShortcuts(QKeySequence.StandardKey.Redo)
         redo.setObjectName("redoAction")
         redo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
         return [undo, redo]
