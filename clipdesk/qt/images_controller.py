@@ -11,7 +11,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+import numpy as np
+from PySide6.QtCore import QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
@@ -68,7 +69,7 @@ class ImagesController(QObject):
         window._update_badge()
         added = self._add_in_slices(files)
         if added:
-            window.undo.push(AddImages(self.session, added, self._forget))
+            window.undo.push(AddImages(self.session, added, self._forget, self.shown))
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
         note = f" ({skipped} already loaded)" if skipped else ""
@@ -155,12 +156,41 @@ class ImagesController(QObject):
         if not rows:
             return
         paths = [self.session.items[r].path for r in rows]
-        command = RemoveImages(self.session, rows, f"Remove {_plural(len(rows))}")
+        command = RemoveImages(self.session, rows, f"Remove {_plural(len(rows))}", self.shown)
         self.session.remove_rows(rows)
         self.window.undo.push(command)
         self.window.thumbnails.forget(paths)
         self.window.show_message(f"Removed {_plural(len(rows))}.", 4000)
         self.window._refresh_filter()
+
+    def shown(self, restored: list[Path]) -> None:
+        """After an undo or redo: select what came back, and count what the grid shows now."""
+        window = self.window
+        if restored:
+            self.select_paths(restored)
+        elif window.details.path is not None and self.session.row_of(window.details.path) is None:
+            window.details.show_path(None)
+        window._select(window.image_view.currentIndex())
+        window._refresh_filter()
+        window._idle_message()
+
+    def select_paths(self, paths: list[Path]) -> None:
+        """Select these images in the grid, the first current and scrolled to."""
+        view = self.window.image_view
+        model = view.model()
+        rows = np.asarray([r for r in map(self.session.row_of, paths) if r is not None], np.int64)
+        if model is self.window.grid_order:
+            rows = model.view_rows(rows)
+        rows = [int(r) for r in rows if 0 <= r < model.rowCount()]
+        if not rows:
+            return
+        selection = view.selectionModel()
+        selection.clearSelection()
+        for row in rows:
+            selection.select(model.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
+        first = model.index(min(rows), 0)
+        selection.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+        view.scrollTo(first)
 
     def clear_images(self) -> None:
         window = self.window
@@ -170,7 +200,7 @@ class ImagesController(QObject):
         window.thumbnails.clear()
         window.previews.clear()
         if len(self.session):
-            command = RemoveImages(self.session, list(range(len(self.session))), "Clear all images")
+            command = RemoveImages(self.session, list(range(len(self.session))), "Clear all images", self.shown)
             self.session.clear()
             window.undo.push(command)
         window.details.show_path(None)

@@ -35,9 +35,11 @@ class _Command(QUndoCommand):
 
 
 class AddImages(_Command):
-    def __init__(self, session: Session, paths: list[Path], forget: Callable[[list[Path]], None]) -> None:
+    def __init__(self, session: Session, paths: list[Path], forget: Callable[[list[Path]], None],
+                 shown: Callable[[list[Path]], None] | None = None) -> None:
         super().__init__(f"Add {len(paths)} image{'s' if len(paths) != 1 else ''}")
         self.session, self.paths, self.forget = session, list(paths), forget
+        self.shown = shown or (lambda _paths: None)
         self.snapshot: list[tuple[int, ImageItem]] = []
 
     def undo(self) -> None:
@@ -45,24 +47,33 @@ class AddImages(_Command):
         rows = [row for row in map(self.session.row_of, self.paths) if row is not None]
         self.snapshot = self.session.snapshot(rows)
         self.session.remove_rows(rows)
+        self.shown([])
 
     def apply(self) -> None:
         self.session.restore(self.snapshot)
+        self.shown([item.path for _, item in self.snapshot])
 
 
 class RemoveImages(_Command):
-    """Remove rows (Delete, Clear all images); undo puts them back with their results."""
+    """Remove rows (Delete, Clear all images); undo puts them back with their results.
 
-    def __init__(self, session: Session, rows: list[int], text: str) -> None:
+    `shown(paths)` runs after each undo (with the restored paths) and redo (with none), so the
+    window can select what came back and count what shows in its status line."""
+
+    def __init__(self, session: Session, rows: list[int], text: str,
+                 shown: Callable[[list[Path]], None] | None = None) -> None:
         super().__init__(text)
         self.session = session
         self.snapshot = session.snapshot(rows)
+        self.shown = shown or (lambda _paths: None)
 
     def undo(self) -> None:
         self.session.restore(self.snapshot)
+        self.shown([item.path for _, item in self.snapshot])
 
     def apply(self) -> None:
         self.session.remove_paths([item.path for _, item in self.snapshot])
+        self.shown([])
 
 
 class ChangeLabels(_Command):

@@ -8,6 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from qt_helpers import wait_idle, window_with_images
 
+from clipdesk.qt.widgets.image_grid import PATH_ROLE
+
 
 def _press(qtbot, widget, sequence: QKeySequence) -> None:
     combo = sequence[0]
@@ -50,3 +52,35 @@ def test_redo_by_every_platform_key_in_stack_order(qtbot, open_window, make_imag
         == QKeySequence.SequenceMatch.ExactMatch
     assert redo_action.shortcut().matches(redo_keys[0]) == QKeySequence.SequenceMatch.ExactMatch
     assert "Ctrl+Shift+Z" in [s.toString() for s in redo_keys] or "Ctrl+Y" in [s.toString() for s in redo_keys]
+
+
+def _selected_paths(window) -> list:
+    view = window.image_view
+    return [index.data(PATH_ROLE) for index in view.selectionModel().selectedIndexes()]
+
+
+def test_undo_of_a_removal_selects_it_and_counts_it(qtbot, open_window, make_images):
+    images = make_images(12)
+    window = window_with_images(qtbot, open_window, images, labels=["cat", "dog"])
+    window.activateWindow()
+    view = window.image_view
+    view.setFocus()
+    view.setCurrentIndex(window.grid_proxy.index(4, 0))
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    qtbot.keyClick(view, Qt.Key.Key_Right)  # the user moves on to another card
+    assert images[4] not in [item.path for item in window.session.items]
+    _press(qtbot, view, QKeySequence(Qt.Modifier.CTRL | Qt.Key.Key_Z))
+    assert window.status_label.text() == "12 of 12 images classified."
+    assert _selected_paths(window) == [images[4]]  # the restored card is the one selected
+    assert view.currentIndex().data(PATH_ROLE) == images[4]
+    assert window.details.path == images[4]
+    _press(qtbot, view, _bindings(QKeySequence.StandardKey.Redo)[0])
+    assert window.status_label.text() == "11 of 11 images classified."
+    assert window.details.path != images[4]
+
+    # Clear all images, then undo: all twelve back and counted, the first selected
+    window.clear_action.trigger()
+    assert window.status_label.text().startswith("Drop images")
+    _press(qtbot, view, QKeySequence(Qt.Modifier.CTRL | Qt.Key.Key_Z))
+    assert window.status_label.text() == "11 of 11 images classified."
+    assert sorted(_selected_paths(window)) == sorted(p for p in images if p != images[4])
