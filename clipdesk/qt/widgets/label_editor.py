@@ -206,7 +206,12 @@ class LabelEditor(QWidget):
         parts = split_labels(text)
         if not parts:
             return
+        before = set(self.session.labels)
         notes = self.session.add_labels(parts)
+        added = [row for row, label in enumerate(self.session.labels) if label not in before]
+        if added:  # the new label may land below the visible rows: show it, selected
+            self.list.setCurrentRow(added[-1])
+            self.list.scrollToItem(self.list.item(added[-1]))
         if notes:
             self.message.emit(notes[0] if len(notes) == 1 else f"{notes[0]} (+{len(notes) - 1} more)")
 
