@@ -204,6 +204,5 @@ class ImagesController(QObject):
             self.session.clear()
             window.undo.push(command)
         window.details.show_path(None)
-        window.similar_action.setEnabled(False)
         window._refresh_filter()
         window._idle_message()

@@ -235,8 +235,7 @@ class MainWindow(QMainWindow):
     # -- selection, labels, filter ----------------------------------------------------------------
     def _select(self, index) -> None:
         path = index.data(PATH_ROLE) if index.isValid() else None
-        self.details.show_path(path)
-        self.similar_action.setEnabled(path is not None)
+        self.details.show_path(path)  # which also enables or disables both Find similar buttons
 
     def _labels_changed(self) -> None:
         self.settings["labels"] = list(self.session.labels)

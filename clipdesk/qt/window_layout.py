@@ -136,6 +136,7 @@ def build_toolbar(window) -> None:
     searching = window.searching
     window.search_box, window.ranked_chip = searching.box, searching.chip
     window.similar_action = searching.similar_action
+    window.details.similar_possible.connect(window.similar_action.setEnabled)
     toolbar.addWidget(window.search_box)
     window.grid_header.insertWidget(0, window.ranked_chip)
     toolbar.addAction(window.similar_action)

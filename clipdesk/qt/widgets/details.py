@@ -16,6 +16,7 @@ from .score_bars import ScoreBars
 
 class DetailsPanel(QWidget):
     find_similar = Signal(object)  # the selected path
+    similar_possible = Signal(bool)  # the toolbar's Find similar follows this panel's button
 
     def __init__(self, session: Session, previews: Thumbnails, parent=None) -> None:
         super().__init__(parent)
@@ -92,18 +93,23 @@ class DetailsPanel(QWidget):
         super().resizeEvent(event)
         self._show_preview()
 
+    def _set_similar(self, possible: bool) -> None:
+        """One state for both Find similar buttons: an image is shown here and it is encoded."""
+        self.similar.setEnabled(possible)
+        self.similar_possible.emit(possible)
+
     def refresh(self) -> None:
         row = self.session.row_of(self.path) if self.path is not None else None
         if row is None:
             self.path = None
             self.title.setText("")
             self.bars.set_scores([])
-            self.similar.setEnabled(False)
+            self._set_similar(False)
             self._show_preview()
             return
         item = self.session.items[row]
         decision = self.session.decision(row)
-        self.similar.setEnabled(item.vector is not None)
+        self._set_similar(item.vector is not None)
         if item.error:
             self.title.setText(f"<b>{item.path.name}</b><br><span style='color:#c62828'>⚠ {item.error}</span>")
         elif decision is None:
