@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QLineEdit
 
+from clipdesk.core.demo import SAMPLE_SCENES, demo_labels, demo_sample_images
+from clipdesk.core.errors import ModelLoadError
 from clipdesk.core.paths import data_dir
 
 from .undo import AddImages, RemoveImages
@@ -97,6 +99,19 @@ class ImagesController(QObject):
             self.window.classifier.schedule()
         if self.adding:
             QTimer.singleShot(0, self, self._add_next_slice)
+
+    def try_demo(self) -> None:
+        """The first screen's "Try the demo": the built-in model, its sample pictures and labels
+        (what `--demo` opens with), so a newcomer sees scores without a download."""
+        try:
+            paths = demo_sample_images()
+            labels = demo_labels(limit=len(SAMPLE_SCENES))  # every sample's own label
+        except ModelLoadError as error:
+            self.window.show_message(str(error), 8000)
+            return
+        self.window.load_model(pretrained="demo")
+        self.window.replace_labels(labels)
+        self.add_paths(paths)
 
     def add_images_dialog(self) -> None:
         from clipdesk.core.images import supported_suffixes  # HEIC, AVIF, RAW: what decoders read
@@ -191,6 +206,14 @@ class ImagesController(QObject):
         first = model.index(min(rows), 0)
         selection.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
         view.scrollTo(first)
+
+    def select_all(self) -> None:
+        """Edit › Select all: in the list or field that has focus, else every card of the grid."""
+        focus = QApplication.focusWidget()
+        if isinstance(focus, (QAbstractItemView, QLineEdit)) and focus.window() is self.window:
+            focus.selectAll()
+        else:
+            self.window.image_view.selectAll()
 
     def clear_images(self) -> None:
         window = self.window

@@ -14,7 +14,7 @@ import base64
 
 from PySide6.QtCore import QByteArray, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from clipdesk.core.paths import config_dir
 from clipdesk.core.session import UNSURE, Session, load_image_list, save_image_list
@@ -29,6 +29,7 @@ from .sort_export import SortExportController
 from .thumbnails import Thumbnails
 from .undo import UndoController
 from .widgets.errors_dialog import ErrorsDialog
+from .widgets.help_dialogs import GuideDialog, ShortcutsDialog
 from .widgets.image_grid import PATH_ROLE, ImageView
 from .widgets.proxy import ALL
 from .worker import ModelWorker, pool
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
     resume = _forward("classifier", "resume")
     _schedule = _forward("classifier", "schedule")
     add_paths = _forward("images", "add_paths")
+    try_demo = _forward("images", "try_demo")
     paste = _forward("images", "paste")
     selected_rows = _forward("images", "selected_rows")
     remove_selected = _forward("images", "remove_selected")
@@ -117,6 +119,7 @@ class MainWindow(QMainWindow):
         self.scan_notes: list[str] = []  # what the last scan left out (listed with the problems)
         self._closing = False
         self.finetune_dialog = None
+        self.help_dialog = None
         self._message_timer = QTimer(self, singleShot=True)
         self._message_timer.timeout.connect(self._idle_message)
         # Work over every row (problem count, the filter's label list) runs at most every 250 ms
@@ -140,6 +143,9 @@ class MainWindow(QMainWindow):
         self.session.on("options", self._options_changed)
         self.session.on("changed", lambda _rows: self.refresh_counts_later())
         self.session.on("reset", self._update_badge)
+        self.session.on("reset", self._show_grid_or_start)
+        self.session.on("added", lambda _first, _last: self._show_grid_or_start())
+        self._show_grid_or_start()
         self.setAcceptDrops(True)
         self.setWindowTitle("clipdesk")
         self.setWindowIcon(app_icon())
@@ -174,6 +180,14 @@ class MainWindow(QMainWindow):
             self._message_timer.start(timeout_ms)
         else:
             self._message_timer.stop()
+
+    def _show_grid_or_start(self) -> None:
+        """The first-steps page while no image is loaded, the grid once one is."""
+        page = self.image_view if len(self.session) else self.empty_state
+        focus = QApplication.focusWidget()
+        if page is self.image_view and focus is not None and self.empty_state.isAncestorOf(focus):
+            focus.clearFocus()  # else the grid takes focus and makes its first card current unasked
+        self.grid_stack.setCurrentWidget(page)
 
     def _idle_message(self) -> None:
         total = len(self.session)
@@ -215,6 +229,18 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> QMessageBox:
         return layout.about_box(self)
+
+    def show_guide(self) -> GuideDialog:
+        """Help › Getting started (F1)."""
+        self.help_dialog = GuideDialog(self)
+        self.help_dialog.open()
+        return self.help_dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help › Keyboard shortcuts, read from the window's actions."""
+        self.help_dialog = ShortcutsDialog(self)
+        self.help_dialog.open()
+        return self.help_dialog
 
     # -- Esc / Cancel ---------------------------------------------------------------------------
     def escape(self) -> None:

@@ -134,10 +134,12 @@ class UndoController:
         undo = self.stack.createUndoAction(parent, "&Undo")
         undo.setShortcuts(QKeySequence.StandardKey.Undo)
         undo.setObjectName("undoAction")
+        undo.setProperty("shortcut_name", "Undo")  # its text names the command: the shortcut list wants this
         undo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         redo = self.stack.createRedoAction(parent, "&Redo")
         redo.setShortcuts(QKeySequence.StandardKey.Redo)
         redo.setObjectName("redoAction")
+        redo.setProperty("shortcut_name", "Redo")
         redo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
         return [undo, redo]
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QToolButton,
     QVBoxLayout,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from .image_actions import ImageActions
 from .widgets.details import DetailsPanel
+from .widgets.empty_state import EmptyState
 from .widgets.grid_switch import GridModelSwitch
 from .widgets.image_grid import ImageCardDelegate, ImageListModel, ImageView
 from .widgets.label_editor import LabelEditor
@@ -83,6 +85,10 @@ def build_views(window) -> None:
     window.label_editor.message.connect(window.notify)
     window.label_editor.import_requested.connect(window.import_labels)
     window.label_editor.export_requested.connect(window.export_labels)
+    window.empty_state = EmptyState()
+    window.empty_state.add_images.connect(window.images.add_images_dialog)
+    window.empty_state.add_folder.connect(window.images.add_folder_dialog)
+    window.empty_state.try_demo.connect(window.try_demo)
     window.details = DetailsPanel(session, window.previews)
     window.details.find_similar.connect(window.find_similar)
 
@@ -107,7 +113,11 @@ def build_panes(window) -> None:
     window.grid_header = QHBoxLayout()  # the ranked-view chip, when a search is active
     window.grid_header.addStretch(1)
     grid_layout.addLayout(window.grid_header)
-    grid_layout.addWidget(window.image_view)
+    window.grid_stack = QStackedWidget()  # the first-steps page while no image is loaded, else the grid
+    window.grid_stack.setObjectName("gridStack")
+    window.grid_stack.addWidget(window.empty_state)
+    window.grid_stack.addWidget(window.image_view)
+    grid_layout.addWidget(window.grid_stack)
     window.left.addWidget(grid_box)
     window.left.addWidget(window.results_table)
     window.left.setSizes([520, 240])
@@ -172,6 +182,10 @@ def build_file_menu(window) -> None:
     window.classify_action.setObjectName("classifyAction")
     window.classify_action.setShortcut(QKeySequence("Ctrl+R"))
     window.remove_action = file_menu.addAction("Remove selected", images.remove_selected)
+    # Del is shown here but handled by the grid and the table themselves: as a window shortcut it
+    # would take Del from the label list (which removes labels) and from text fields.
+    window.remove_action.setShortcut(QKeySequence.StandardKey.Delete)
+    window.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
     window.clear_action = file_menu.addAction("Clear all images", images.clear_images)
     file_menu.addSeparator()
     quit_action = file_menu.addAction("Quit", window.close)
@@ -185,6 +199,10 @@ def build_menus(window) -> None:
     edit_menu = QMenu("&Edit", window)
     edit_menu.setObjectName("editMenu")
     edit_menu.addActions(window.undo.actions(window))
+    edit_menu.addSeparator()
+    window.select_all_action = edit_menu.addAction("Select &all", window.images.select_all)
+    window.select_all_action.setObjectName("selectAllAction")
+    window.select_all_action.setShortcut(QKeySequence.StandardKey.SelectAll)
     bar.addMenu(edit_menu)
 
     labels_menu = bar.addMenu("&Labels")
@@ -200,11 +218,20 @@ def build_menus(window) -> None:
     window.finetune_action = window.training_menu.addAction("Fine-tune on folder…", window.open_finetune_dialog)
 
     help_menu = bar.addMenu("&Help")
+    help_menu.setObjectName("helpMenu")
+    guide = help_menu.addAction("&Getting started", window.show_guide)
+    guide.setObjectName("guideAction")
+    guide.setShortcut(QKeySequence.StandardKey.HelpContents)
+    keys = help_menu.addAction("&Keyboard shortcuts", window.show_shortcuts)
+    keys.setObjectName("shortcutsAction")
+    help_menu.addSeparator()
     about = help_menu.addAction("&About clipdesk", window.show_about)
     about.setObjectName("aboutAction")
 
-    QShortcut(QKeySequence(Qt.Key.Key_Escape), window, activated=window.escape)
-    QShortcut(QKeySequence.StandardKey.Find, window, activated=window.searching.focus)
+    escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), window, activated=window.escape)
+    escape.setWhatsThis("Stop the running job, or leave the ranked view")
+    find = QShortcut(QKeySequence.StandardKey.Find, window, activated=window.searching.focus)
+    find.setWhatsThis("Search images by text")
 
 
 def build_status_bar(window) -> None:

@@ -3,9 +3,13 @@ menus, the Model menu's wording, the first screen's guidance. Real clicks, keys 
 
 from __future__ import annotations
 
+from layout_checks import layout_problems
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QToolBar
-from qt_helpers import window_with_images
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QToolBar
+from qt_helpers import wait_idle, window_with_images
+
+from clipdesk.core.paths import resources_dir
 
 
 def _toolbar_button(window, action):
@@ -40,3 +44,78 @@ def test_both_find_similar_buttons_agree(qtbot, open_window, make_images):
     assert toolbar_button.isEnabled() and agree()
     window.clear_action.trigger()
     assert not toolbar_button.isEnabled() and agree()
+
+
+def _rows(dialog) -> dict[str, str]:
+    table = dialog.table
+    return {table.item(i, 0).text(): table.item(i, 1).text() for i in range(table.rowCount())}
+
+
+def _native(key) -> str:
+    return QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)
+
+
+def test_help_and_edit_menus(qtbot, open_window, make_images):
+    window = window_with_images(qtbot, open_window, make_images(4), labels=["cat", "dog", "bird"])
+    window.activateWindow()
+    help_menu = window.findChild(QMenu, "helpMenu")
+    assert [a.text() for a in help_menu.actions() if not a.isSeparator()] == [
+        "&Getting started", "&Keyboard shortcuts", "&About clipdesk"]
+    view = window.image_view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_F1)  # the platform's HelpContents key on every desktop
+    guide = window.help_dialog
+    assert guide is not None and guide.isVisible() and guide.objectName() == "guideDialog"
+    assert "Drop files or folders" in guide.text.toPlainText().replace("drop", "Drop")
+    guide.reject()
+
+    window.findChild(QAction, "shortcutsAction").trigger()
+    rows = _rows(window.help_dialog)
+    assert rows["Undo"].split(", ")[0] == _native("Ctrl+Z")
+    assert _native("Ctrl+Shift+Z") in rows["Redo"] or _native("Ctrl+Y") in rows["Redo"]
+    assert rows["Select all"] == _native("Ctrl+A")
+    assert rows["Remove selected"] == _native("Del")
+    assert rows["Search images by text"] == _native("Ctrl+F")
+    window.help_dialog.reject()
+
+    # File › Remove selected shows Del, yet Del in the label list still removes a label
+    assert window.remove_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText) == _native("Del")
+    labels = window.label_editor.list
+    labels.setFocus()
+    labels.setCurrentRow(2)
+    qtbot.keyClick(labels, Qt.Key.Key_Delete)
+    assert window.session.labels == ["cat", "dog"] and len(window.session) == 4
+
+    # Edit › Select all: in the label list it selects labels, on the grid every card
+    window.select_all_action.trigger()
+    assert len(labels.selectedItems()) == 2 and not view.selectionModel().selectedIndexes()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert len(view.selectionModel().selectedIndexes()) == 4
+    view.clearSelection()
+    window.details.setFocus()
+    window.select_all_action.trigger()  # focus elsewhere: the grid
+    assert len(view.selectionModel().selectedIndexes()) == 4
+
+
+def test_first_screen_guides_and_tries_the_demo(qtbot, open_window):
+    window = open_window()
+    window.resize(800, 600)
+    qtbot.wait(30)
+    empty = window.empty_state
+    assert window.grid_stack.currentWidget() is empty and empty.isVisible()
+    text = empty.text.text()
+    assert "Drop images or folders" in text and "labels" in text
+    assert layout_problems(window) == []  # the first screen fits 800×600 too
+    samples = sorted((resources_dir() / "models" / "demo" / "samples").glob("*.png"))
+    demo = empty.buttons["tryDemoButton"]
+    qtbot.mouseClick(demo, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model_ready and window.model_info.get("pretrained") == "demo"
+                    and len(window.session) == len(samples), timeout=60000)
+    wait_idle(qtbot, window, len(samples))
+    assert window.grid_stack.currentWidget() is window.image_view
+    # each sample is named after what it shows ("03-yellow-triangle.png"): those are the labels
+    shown = {" ".join(p.stem.split("-")[1:]) for p in samples}
+    assert shown <= set(window.session.labels)
+    window.clear_action.trigger()
+    assert window.grid_stack.currentWidget() is empty
