@@ -119,3 +119,26 @@ def test_first_screen_guides_and_tries_the_demo(qtbot, open_window):
     assert shown <= set(window.session.labels)
     window.clear_action.trigger()
     assert window.grid_stack.currentWidget() is empty
+
+
+def test_model_menu_words_and_developer_submenu(qtbot, open_window):
+    window = open_window()
+    menu = window.model_menu
+    menu.fetch()
+    qtbot.waitUntil(lambda: menu.entries is not None, timeout=30000)
+    menu.aboutToShow.emit()  # rebuilt as when it opens
+    top = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert not any("Random" in text for text in top)  # not among real models any more
+    tags = [e for e in menu.entries if e.kind == "pretrained"]
+    have = sum(1 for e in tags if e.available)
+    picker = next(a for a in menu.actions() if a.objectName() == "pretrainedPickerAction")
+    expected = f"{have} downloaded" if have else "none downloaded yet"
+    assert picker.text() == f"Choose a pretrained CLIP model… ({len(tags)} to choose from, {expected})"
+    assert top[-1] == "Developer"  # last, after device and backend
+    developer = menu.findChild(QMenu, "developerMenu")
+    random = developer.findChild(QMenu, "randomWeightsMenu")
+    assert random.title() == "Random weights (for testing only)"
+    tiny = next(a for a in random.actions() if a.text() == "clipdesk-tiny")
+    with qtbot.waitSignal(window.model_loaded, timeout=30000) as loaded:
+        tiny.trigger()
+    assert loaded.args[0]["arch"] == "clipdesk-tiny"
