@@ -3,11 +3,16 @@ and says when "unsure" does nothing; Export starts in the images' folder and off
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox
 from qt_helpers import window_with_images
+
+from clipdesk.core.paths import resources_dir
 
 
 def _table(dialog) -> dict[str, int]:
@@ -42,4 +47,44 @@ def test_sort_preview_before_destination_and_unsure_option(qtbot, open_window, m
     assert "unsure/" not in _table(dialog) and sum(_table(dialog).values()) == 8 - unsure
     qtbot.keyClicks(dialog.destination, str(tmp_path / "sorted"))
     assert dialog.sort_button.isEnabled() and str(tmp_path / "sorted") in dialog.summary.text()
+    dialog.reject()
+
+
+def _choose_type(qtbot, dialog, text: str) -> None:
+    """Pick a file type in the dialog's own combo box with the keyboard, as a user would."""
+    combo = dialog.findChild(QComboBox, "fileTypeCombo")
+    combo.setFocus()
+    index = next(i for i in range(combo.count()) if combo.itemText(i).startswith(text))
+    while combo.currentIndex() != index:
+        qtbot.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < index else Qt.Key.Key_Up)
+
+
+def test_export_starts_in_the_images_folder_and_writes_json(qtbot, open_window, make_images):
+    images = make_images(4)
+    window = window_with_images(qtbot, open_window, images, labels=["cat", "dog"])
+    window.activateWindow()
+    window.image_view.setFocus()
+    qtbot.keyClick(window.image_view, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)  # Ctrl+E
+    dialog = window.sorter.export_file_dialog
+    assert dialog is not None and dialog.isVisible()  # opened at once, without blocking the window
+    assert Path(dialog.directory().absolutePath()) == images[0].parent
+    combo = dialog.findChild(QComboBox, "fileTypeCombo")
+    assert [combo.itemText(i).split(":")[0] for i in range(combo.count())] == ["CSV", "JSON"]
+    _choose_type(qtbot, dialog, "JSON")
+    assert Path(dialog.selectedFiles()[0]).name == "results.json"  # the name follows the type
+    dialog.accept()
+    target = images[0].parent / "results.json"
+    qtbot.waitUntil(target.exists)
+    written = json.loads(target.read_text())
+    assert sorted(Path(entry["path"]).name for entry in written["results"]) == sorted(p.name for p in images)
+    assert written["labels"] == ["cat", "dog"]
+    assert window.settings["export_folder"] == str(images[0].parent)
+
+
+def test_export_never_starts_in_the_installed_demo_samples(qtbot, open_window):
+    samples = sorted((resources_dir() / "models" / "demo" / "samples").glob("*.png"))
+    window = window_with_images(qtbot, open_window, samples[:3])
+    window.export_action.trigger()
+    dialog = window.sorter.export_file_dialog
+    assert Path(dialog.directory().absolutePath()) == Path.home()
     dialog.reject()
