@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QLineEdit
 from qt_helpers import window_with_images
 
 from clipdesk.core.paths import resources_dir
@@ -72,8 +72,11 @@ def test_export_starts_in_the_images_folder_and_writes_json(qtbot, open_window, 
     assert [combo.itemText(i).split(":")[0] for i in range(combo.count())] == ["CSV", "JSON"]
     _choose_type(qtbot, dialog, "JSON")
     assert Path(dialog.selectedFiles()[0]).name == "results.json"  # the name follows the type
-    dialog.accept()
-    target = images[0].parent / "results.json"
+    name = dialog.findChild(QLineEdit, "fileNameEdit")
+    name.selectAll()
+    qtbot.keyClicks(name, "scores")  # typed without a suffix: the chosen type's is added
+    qtbot.keyClick(name, Qt.Key.Key_Return)
+    target = images[0].parent / "scores.json"
     qtbot.waitUntil(target.exists)
     written = json.loads(target.read_text())
     assert sorted(Path(entry["path"]).name for entry in written["results"]) == sorted(p.name for p in images)
