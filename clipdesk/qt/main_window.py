@@ -22,6 +22,7 @@ from clipdesk.core.settings import Settings
 
 from . import window_layout as layout
 from .classify_controller import ClassifyController
+from .corrections import CorrectionsController
 from .images_controller import ImagesController
 from .model_controller import TEMPLATE_SETS, ModelChoice, ModelController, gui_model_message
 from .search_controller import SearchController
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         self.models = ModelController(self, choice)
         self.classifier = ClassifyController(self)
         self.images = ImagesController(self)
+        self.corrections = CorrectionsController(self)
         self.sorter = SortExportController(self)  # before the menus: they read last_sort
         self.searching = SearchController(self)
         layout.build_views(self)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .image_actions import ImageActions
+from .image_actions import Callbacks, ImageActions
 from .widgets.details import DetailsPanel
 from .widgets.empty_state import EmptyState
 from .widgets.grid_switch import GridModelSwitch
@@ -77,8 +77,10 @@ def build_views(window) -> None:
     window.results_table.selectionModel().currentChanged.connect(lambda index, _prev: window._select(index))
     window.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
     window.results_table.delete_requested.connect(window.remove_selected)
-    window.grid_actions = ImageActions(window.image_view, window.find_similar, window.remove_selected)
-    window.table_actions = ImageActions(window.results_table, window.find_similar, window.remove_selected)
+    callbacks = Callbacks(window.find_similar, window.remove_selected, lambda: list(session.labels),
+                          window.corrections.set_label, window.corrections.refit)
+    window.grid_actions = ImageActions(window.image_view, callbacks)
+    window.table_actions = ImageActions(window.results_table, callbacks)
 
     window.label_editor = LabelEditor(session)
     window.label_editor.recent_sets = window.settings["recent_label_sets"]
@@ -216,6 +218,10 @@ def build_menus(window) -> None:
     window.training_menu = bar.addMenu("&Training")
     window.training_menu.setObjectName("trainingMenu")
     window.finetune_action = window.training_menu.addAction("Fine-tune on folder…", window.open_finetune_dialog)
+    window.refit_action = window.training_menu.addAction("Fine-tune on my corrections", window.corrections.refit)
+    window.refit_action.setObjectName("refitAction")
+    window.refit_action.setToolTip("Right-click images › Set label, then re-fit the model on them (seconds)")
+    window.refit_action.setEnabled(False)  # until a label is set by hand
 
     help_menu = bar.addMenu("&Help")
     help_menu.setObjectName("helpMenu")
