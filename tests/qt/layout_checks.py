@@ -11,7 +11,8 @@ IGNORED = QSizePolicy.Policy.Ignored
 
 
 def _visible_children(widget: QWidget) -> list[QWidget]:
-    return [c for c in widget.children() if isinstance(c, QWidget) and c.isVisible() and not c.isWindow()]
+    return [c for c in widget.children() if isinstance(c, QWidget) and c.isVisible() and not c.isWindow()
+            and not c.geometry().isEmpty()]  # a zero-size widget (a hidden header's corner) draws nothing
 
 
 def _scrolled(widget: QWidget) -> bool:
