@@ -3,6 +3,9 @@ menus, the Model menu's wording, the first screen's guidance. Real clicks, keys 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from layout_checks import layout_problems
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -142,3 +145,10 @@ def test_model_menu_words_and_developer_submenu(qtbot, open_window):
     with qtbot.waitSignal(window.model_loaded, timeout=30000) as loaded:
         tiny.trigger()
     assert loaded.args[0]["arch"] == "clipdesk-tiny"
+
+
+def test_window_modules_import_before_the_application_exists():
+    """Nothing resolves a platform key binding at import time (that crashed before QApplication)."""
+    code = "import clipdesk.qt.main_window, clipdesk.qt.app; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

@@ -34,11 +34,13 @@ my corrections. Training › Fine-tune on folder… trains on a folder of labell
 <p>Every change to images and labels can be undone (Edit › Undo).</p>
 """
 
-# Keys handled by the views themselves (not actions): listed so that the table is complete.
+# Keys handled by the views themselves (not actions): listed so that the table is complete. Kept
+# as key names, not QKeySequence objects: a standard key resolved at import time, before the
+# QApplication exists, crashes (the platform's bindings are not known yet).
 VIEW_KEYS = (
-    ("Remove the selected images (grid or table)", QKeySequence(QKeySequence.StandardKey.Delete)),
-    ("Remove the selected labels (label list)", QKeySequence(QKeySequence.StandardKey.Delete)),
-    ("Edit the selected label", QKeySequence(Qt.Key.Key_F2)),
+    ("Remove the selected images (grid or table)", QKeySequence.StandardKey.Delete),
+    ("Remove the selected labels (label list)", QKeySequence.StandardKey.Delete),
+    ("Edit the selected label", Qt.Key.Key_F2),
 )
 
 
@@ -58,7 +60,7 @@ def shortcut_rows(window: QWidget) -> list[tuple[str, str]]:
         if shortcut.whatsThis() and not shortcut.key().isEmpty():
             rows.setdefault(shortcut.whatsThis(), shortcut.key().toString(QKeySequence.SequenceFormat.NativeText))
     for text, key in VIEW_KEYS:
-        rows.setdefault(text, key.toString(QKeySequence.SequenceFormat.NativeText))
+        rows.setdefault(text, QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText))
     return sorted(rows.items(), key=lambda row: row[0].casefold())
 
 
