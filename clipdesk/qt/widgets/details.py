@@ -106,9 +106,13 @@ class DetailsPanel(QWidget):
             self.bars.set_scores([])
             self._set_similar(False)
             self._show_preview()
+            self.bars.hide()  # the preview's "Select an image…" says it all; no "No scores yet" under it
+            self.similar.hide()
             return
         item = self.session.items[row]
         decision = self.session.decision(row)
+        self.bars.show()
+        self.similar.show()
         self._set_similar(item.vector is not None)
         if item.error:
             self.title.setText(f"<b>{item.path.name}</b><br><span style='color:#c62828'>⚠ {item.error}</span>")

@@ -124,7 +124,7 @@ class ResultsTable(QTableView):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(40)
-        for column, width in enumerate((0, 120, 62, 120, 62, 62)):
+        for column, width in enumerate((0, 110, 60, 110, 60, 56)):
             if width:
                 self.setColumnWidth(column, width)
 
