@@ -2,6 +2,8 @@
 
     xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot.png
     xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_multilabel.png --multi-label
+    xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_800x600.png --size=800x600
+    xvfb-run -a python benchmarks/screenshot_gui.py docs/screenshot_start.png --size=1000x700 --empty
 
 Images are generated (coloured shapes the demo model was trained on), so the picture is
 reproducible; user folders are redirected to a temporary directory.
@@ -89,8 +91,19 @@ def main(argv: list[str]) -> int:
     settings = Settings.load()
     settings["labels"] = MULTI_LABELS if multi else LABELS
     window = MainWindow(ModelChoice("clipdesk-demo", "demo", "cpu", "torch"), settings)
-    window.resize(1400, 860)  # the width issue 15 saw a column left unused at
+    size = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--size=")), "1400x860")
+    width, height = (int(n) for n in size.split("x"))
+    window.resize(width, height)  # 1400x860: the width issue 15 saw a column left unused at
     window.show()
+    if "--empty" in argv:  # the first screen a newcomer sees: no image, no label
+        window.session.set_labels([])
+        wait(app, lambda: window.model_ready, 120)
+        wait(app, lambda: False, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(out))
+        print(f"saved {out} (first screen)")
+        window.close()
+        return 0
     window.add_paths([tmp / "shapes"])
     done = []
     window.idle.connect(lambda: done.append(1))

@@ -11,10 +11,13 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+import numpy as np
+from PySide6.QtCore import QItemSelectionModel, QObject, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QLineEdit
 
+from clipdesk.core.demo import SAMPLE_SCENES, demo_labels, demo_sample_images
+from clipdesk.core.errors import ModelLoadError
 from clipdesk.core.paths import data_dir
 
 from .undo import AddImages, RemoveImages
@@ -68,7 +71,7 @@ class ImagesController(QObject):
         window._update_badge()
         added = self._add_in_slices(files)
         if added:
-            window.undo.push(AddImages(self.session, added, self._forget))
+            window.undo.push(AddImages(self.session, added, self._forget, self.shown))
         self.session.add_errors(errors)
         skipped = len(files) - len(added)
         note = f" ({skipped} already loaded)" if skipped else ""
@@ -96,6 +99,19 @@ class ImagesController(QObject):
             self.window.classifier.schedule()
         if self.adding:
             QTimer.singleShot(0, self, self._add_next_slice)
+
+    def try_demo(self) -> None:
+        """The first screen's "Try the demo": the built-in model, its sample pictures and labels
+        (what `--demo` opens with), so a newcomer sees scores without a download."""
+        try:
+            paths = demo_sample_images()
+            labels = demo_labels(limit=len(SAMPLE_SCENES))  # every sample's own label
+        except ModelLoadError as error:
+            self.window.show_message(str(error), 8000)
+            return
+        self.window.load_model(pretrained="demo")
+        self.window.replace_labels(labels)
+        self.add_paths(paths)
 
     def add_images_dialog(self) -> None:
         from clipdesk.core.images import supported_suffixes  # HEIC, AVIF, RAW: what decoders read
@@ -155,12 +171,49 @@ class ImagesController(QObject):
         if not rows:
             return
         paths = [self.session.items[r].path for r in rows]
-        command = RemoveImages(self.session, rows, f"Remove {_plural(len(rows))}")
+        command = RemoveImages(self.session, rows, f"Remove {_plural(len(rows))}", self.shown)
         self.session.remove_rows(rows)
         self.window.undo.push(command)
         self.window.thumbnails.forget(paths)
         self.window.show_message(f"Removed {_plural(len(rows))}.", 4000)
         self.window._refresh_filter()
+
+    def shown(self, restored: list[Path]) -> None:
+        """After an undo or redo: select what came back, and count what the grid shows now."""
+        window = self.window
+        if restored:
+            self.select_paths(restored)
+        elif window.details.path is not None and self.session.row_of(window.details.path) is None:
+            window.details.show_path(None)
+        window._select(window.image_view.currentIndex())
+        window._refresh_filter()
+        window._idle_message()
+
+    def select_paths(self, paths: list[Path]) -> None:
+        """Select these images in the grid, the first current and scrolled to."""
+        view = self.window.image_view
+        model = view.model()
+        rows = np.asarray([r for r in map(self.session.row_of, paths) if r is not None], np.int64)
+        if model is self.window.grid_order:
+            rows = model.view_rows(rows)
+        rows = [int(r) for r in rows if 0 <= r < model.rowCount()]
+        if not rows:
+            return
+        selection = view.selectionModel()
+        selection.clearSelection()
+        for row in rows:
+            selection.select(model.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
+        first = model.index(min(rows), 0)
+        selection.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+        view.scrollTo(first)
+
+    def select_all(self) -> None:
+        """Edit › Select all: in the list or field that has focus, else every card of the grid."""
+        focus = QApplication.focusWidget()
+        if isinstance(focus, (QAbstractItemView, QLineEdit)) and focus.window() is self.window:
+            focus.selectAll()
+        else:
+            self.window.image_view.selectAll()
 
     def clear_images(self) -> None:
         window = self.window
@@ -170,10 +223,9 @@ class ImagesController(QObject):
         window.thumbnails.clear()
         window.previews.clear()
         if len(self.session):
-            command = RemoveImages(self.session, list(range(len(self.session))), "Clear all images")
+            command = RemoveImages(self.session, list(range(len(self.session))), "Clear all images", self.shown)
             self.session.clear()
             window.undo.push(command)
         window.details.show_path(None)
-        window.similar_action.setEnabled(False)
         window._refresh_filter()
         window._idle_message()

@@ -14,7 +14,7 @@ import base64
 
 from PySide6.QtCore import QByteArray, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from clipdesk.core.paths import config_dir
 from clipdesk.core.session import UNSURE, Session, load_image_list, save_image_list
@@ -22,6 +22,7 @@ from clipdesk.core.settings import Settings
 
 from . import window_layout as layout
 from .classify_controller import ClassifyController
+from .corrections import CorrectionsController
 from .images_controller import ImagesController
 from .keywords_controller import KeywordsController
 from .model_controller import TEMPLATE_SETS, ModelChoice, ModelController, gui_model_message
@@ -30,6 +31,7 @@ from .sort_export import SortExportController
 from .thumbnails import Thumbnails
 from .undo import UndoController
 from .widgets.errors_dialog import ErrorsDialog
+from .widgets.help_dialogs import GuideDialog, ShortcutsDialog
 from .widgets.image_grid import PATH_ROLE, ImageView
 from .widgets.proxy import ALL
 from .worker import ModelWorker, pool
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
     resume = _forward("classifier", "resume")
     _schedule = _forward("classifier", "schedule")
     add_paths = _forward("images", "add_paths")
+    try_demo = _forward("images", "try_demo")
     paste = _forward("images", "paste")
     selected_rows = _forward("images", "selected_rows")
     remove_selected = _forward("images", "remove_selected")
@@ -118,6 +121,7 @@ class MainWindow(QMainWindow):
         self.scan_notes: list[str] = []  # what the last scan left out (listed with the problems)
         self._closing = False
         self.finetune_dialog = None
+        self.help_dialog = None
         self._message_timer = QTimer(self, singleShot=True)
         self._message_timer.timeout.connect(self._idle_message)
         # Work over every row (problem count, the filter's label list) runs at most every 250 ms
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
         self.models = ModelController(self, choice)
         self.classifier = ClassifyController(self)
         self.images = ImagesController(self)
+        self.corrections = CorrectionsController(self)
         self.sorter = SortExportController(self)  # before the menus: they read last_sort
         self.searching = SearchController(self)
         self.keywords = KeywordsController(self)
@@ -142,6 +147,9 @@ class MainWindow(QMainWindow):
         self.session.on("options", self._options_changed)
         self.session.on("changed", lambda _rows: self.refresh_counts_later())
         self.session.on("reset", self._update_badge)
+        self.session.on("reset", self._show_grid_or_start)
+        self.session.on("added", lambda _first, _last: self._show_grid_or_start())
+        self._show_grid_or_start()
         self.setAcceptDrops(True)
         self.setWindowTitle("clipdesk")
         self.setWindowIcon(app_icon())
@@ -176,6 +184,14 @@ class MainWindow(QMainWindow):
             self._message_timer.start(timeout_ms)
         else:
             self._message_timer.stop()
+
+    def _show_grid_or_start(self) -> None:
+        """The first-steps page while no image is loaded, the grid once one is."""
+        page = self.image_view if len(self.session) else self.empty_state
+        focus = QApplication.focusWidget()
+        if page is self.image_view and focus is not None and self.empty_state.isAncestorOf(focus):
+            focus.clearFocus()  # else the grid takes focus and makes its first card current unasked
+        self.grid_stack.setCurrentWidget(page)
 
     def _idle_message(self) -> None:
         total = len(self.session)
@@ -218,6 +234,18 @@ class MainWindow(QMainWindow):
     def show_about(self) -> QMessageBox:
         return layout.about_box(self)
 
+    def show_guide(self) -> GuideDialog:
+        """Help › Getting started (F1)."""
+        self.help_dialog = GuideDialog(self)
+        self.help_dialog.open()
+        return self.help_dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help › Keyboard shortcuts, read from the window's actions."""
+        self.help_dialog = ShortcutsDialog(self)
+        self.help_dialog.open()
+        return self.help_dialog
+
     # -- Esc / Cancel ---------------------------------------------------------------------------
     def escape(self) -> None:
         """Esc: stop the running job; with nothing running, leave the ranked view."""
@@ -237,8 +265,7 @@ class MainWindow(QMainWindow):
     # -- selection, labels, filter ----------------------------------------------------------------
     def _select(self, index) -> None:
         path = index.data(PATH_ROLE) if index.isValid() else None
-        self.details.show_path(path)
-        self.similar_action.setEnabled(path is not None)
+        self.details.show_path(path)  # which also enables or disables both Find similar buttons
 
     def _labels_changed(self) -> None:
         self.settings["labels"] = list(self.session.labels)

@@ -40,9 +40,9 @@ class SearchController(QObject):
         self.task: Task | None = None
         self.box = QLineEdit()
         self.box.setObjectName("searchBox")
-        self.box.setPlaceholderText("Search images by text, e.g. “a red car at night” — Enter")
+        self.box.setPlaceholderText("Search by text, e.g. “a red car at night” — Enter")
         self.box.setClearButtonEnabled(True)
-        self.box.setMinimumWidth(300)
+        self.box.setMinimumWidth(140)  # reflows at 800 px: the toolbar keeps "Show" in view
         self.box.returnPressed.connect(lambda: self.search(self.box.text()))
         self.box.textChanged.connect(lambda text: text.strip() or self.clear())
         self.chip = QPushButton()  # "Search: red car ✕": the ranked view is visible state

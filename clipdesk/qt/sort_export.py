@@ -7,6 +7,7 @@ command.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
@@ -14,10 +15,14 @@ from PySide6.QtWidgets import QFileDialog
 from clipdesk.core import sorting
 from clipdesk.core.errors import ClipdeskError
 from clipdesk.core.export import atomic_write_text, export_results
+from clipdesk.core.paths import resources_dir
 
 from .undo import SortIntoFolders
 from .widgets.sort_dialog import SortDialog
 from .worker import Task, run_in_pool
+
+CSV_FILTER = "CSV: one row per image, for spreadsheets (*.csv)"
+JSON_FILTER = "JSON: every label's score, for scripts (*.json)"
 
 
 class SortExportController:
@@ -28,15 +33,49 @@ class SortExportController:
         self.sort_dialog: SortDialog | None = None
         self.sort_task: Task | None = None
         self.last_sort: sorting.SortRecord | None = sorting.load_journal()
+        self.export_file_dialog: QFileDialog | None = None
 
-    def export_dialog(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(
-            self.window, "Export results", str(Path(self.window.settings["last_folder"] or ".") / "results.csv"),
-            "CSV (*.csv);;JSON (*.json)")
-        if path:
-            if not Path(path).suffix:
-                path += ".json" if "json" in chosen.lower() else ".csv"
-            self.export_to(Path(path))
+    def export_start_folder(self) -> Path:
+        """Where Export starts: the folder last exported to, else the images' own folder, else
+        home; never inside clipdesk's installed files (the demo samples), nor a folder that
+        cannot be written."""
+        paths = [item.path for item in self.window.session.items[:2000]]
+        common = Path(os.path.commonpath([p.parent for p in paths])) if paths else None
+        installed = resources_dir().resolve()
+        for folder in (self.window.settings.get("export_folder"), common):
+            if not folder:
+                continue
+            folder = Path(folder)
+            if folder.is_dir() and os.access(folder, os.W_OK) \
+                    and not folder.resolve().is_relative_to(installed):
+                return folder
+        return Path.home()
+
+    def export_dialog(self) -> QFileDialog:
+        """File › Export results… (Ctrl+E): CSV or JSON; the name follows the chosen type. The
+        dialog opens without blocking the window (a window-modal sheet, not a nested loop)."""
+        dialog = QFileDialog(self.window, "Export results", str(self.export_start_folder() / "results.csv"))
+        dialog.setObjectName("exportDialog")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilters([CSV_FILTER, JSON_FILTER])
+        dialog.setDefaultSuffix("csv")
+        dialog.filterSelected.connect(lambda chosen: self._export_type(dialog, chosen))
+        dialog.fileSelected.connect(lambda path: self._export_chosen(Path(path)))
+        self.export_file_dialog = dialog
+        dialog.open()
+        return dialog
+
+    @staticmethod
+    def _export_type(dialog: QFileDialog, chosen: str) -> None:
+        suffix = "json" if chosen == JSON_FILTER else "csv"
+        dialog.setDefaultSuffix(suffix)
+        typed = dialog.selectedFiles()
+        name = Path(typed[0]).stem if typed else "results"
+        dialog.selectFile(f"{name}.{suffix}")
+
+    def _export_chosen(self, path: Path) -> None:
+        self.window.settings["export_folder"] = str(path.parent)
+        self.export_to(path)
 
     def export_to(self, path: Path) -> None:
         try:

@@ -1,6 +1,6 @@
 """Undo the Qt way: one `QUndoStack`, one small `QUndoCommand` per user action.
 
-Edit › Undo / Redo (Ctrl+Z / Ctrl+Shift+Z) cover adding and removing images, Clear all images,
+Edit › Undo / Redo (the platform's keys: Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y on Windows) cover adding and removing images, Clear all images,
 every label edit (typed, edited, reordered, removed, imported, cleared) and sorting into folders.
 A command's first `redo()` is the action that already happened, so pushing it changes nothing.
 Sorting is undone through `clipdesk.core.sorting.undo`, which checks that the files are still the
@@ -35,9 +35,11 @@ class _Command(QUndoCommand):
 
 
 class AddImages(_Command):
-    def __init__(self, session: Session, paths: list[Path], forget: Callable[[list[Path]], None]) -> None:
+    def __init__(self, session: Session, paths: list[Path], forget: Callable[[list[Path]], None],
+                 shown: Callable[[list[Path]], None] | None = None) -> None:
         super().__init__(f"Add {len(paths)} image{'s' if len(paths) != 1 else ''}")
         self.session, self.paths, self.forget = session, list(paths), forget
+        self.shown = shown or (lambda _paths: None)
         self.snapshot: list[tuple[int, ImageItem]] = []
 
     def undo(self) -> None:
@@ -45,24 +47,33 @@ class AddImages(_Command):
         rows = [row for row in map(self.session.row_of, self.paths) if row is not None]
         self.snapshot = self.session.snapshot(rows)
         self.session.remove_rows(rows)
+        self.shown([])
 
     def apply(self) -> None:
         self.session.restore(self.snapshot)
+        self.shown([item.path for _, item in self.snapshot])
 
 
 class RemoveImages(_Command):
-    """Remove rows (Delete, Clear all images); undo puts them back with their results."""
+    """Remove rows (Delete, Clear all images); undo puts them back with their results.
 
-    def __init__(self, session: Session, rows: list[int], text: str) -> None:
+    `shown(paths)` runs after each undo (with the restored paths) and redo (with none), so the
+    window can select what came back and count what shows in its status line."""
+
+    def __init__(self, session: Session, rows: list[int], text: str,
+                 shown: Callable[[list[Path]], None] | None = None) -> None:
         super().__init__(text)
         self.session = session
         self.snapshot = session.snapshot(rows)
+        self.shown = shown or (lambda _paths: None)
 
     def undo(self) -> None:
         self.session.restore(self.snapshot)
+        self.shown([item.path for _, item in self.snapshot])
 
     def apply(self) -> None:
         self.session.remove_paths([item.path for _, item in self.snapshot])
+        self.shown([])
 
 
 class ChangeLabels(_Command):
@@ -117,13 +128,18 @@ class UndoController:
         session.on("labels", self._labels_changed)
 
     def actions(self, parent) -> list:
+        # Every binding the platform lists (Ctrl+Z; Ctrl+Shift+Z on X11, Ctrl+Y too on Windows)
+        # and nothing more: a key listed twice on one action is ambiguous and fires nothing, which
+        # is what Ctrl+Shift+Z did on X11 when it was added by hand besides StandardKey.Redo.
         undo = self.stack.createUndoAction(parent, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        undo.setShortcuts(QKeySequence.StandardKey.Undo)
         undo.setObjectName("undoAction")
+        undo.setProperty("shortcut_name", "Undo")  # its text names the command: the shortcut list wants this
         undo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         redo = self.stack.createRedoAction(parent, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        redo.setShortcuts(QKeySequence.StandardKey.Redo)
         redo.setObjectName("redoAction")
+        redo.setProperty("shortcut_name", "Redo")
         redo.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
         return [undo, redo]
 

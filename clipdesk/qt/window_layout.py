@@ -19,14 +19,16 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from .image_actions import ImageActions
+from .image_actions import Callbacks, ImageActions
 from .widgets.details import DetailsPanel
+from .widgets.empty_state import EmptyState
 from .widgets.grid_switch import GridModelSwitch
 from .widgets.image_grid import ImageCardDelegate, ImageListModel, ImageView
 from .widgets.label_editor import LabelEditor
@@ -75,14 +77,20 @@ def build_views(window) -> None:
     window.results_table.selectionModel().currentChanged.connect(lambda index, _prev: window._select(index))
     window.results_table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
     window.results_table.delete_requested.connect(window.remove_selected)
-    window.grid_actions = ImageActions(window.image_view, window.find_similar, window.remove_selected)
-    window.table_actions = ImageActions(window.results_table, window.find_similar, window.remove_selected)
+    callbacks = Callbacks(window.find_similar, window.remove_selected, lambda: list(session.labels),
+                          window.corrections.set_label, window.corrections.refit)
+    window.grid_actions = ImageActions(window.image_view, callbacks)
+    window.table_actions = ImageActions(window.results_table, callbacks)
 
     window.label_editor = LabelEditor(session)
     window.label_editor.recent_sets = window.settings["recent_label_sets"]
     window.label_editor.message.connect(window.notify)
     window.label_editor.import_requested.connect(window.import_labels)
     window.label_editor.export_requested.connect(window.export_labels)
+    window.empty_state = EmptyState()
+    window.empty_state.add_images.connect(window.images.add_images_dialog)
+    window.empty_state.add_folder.connect(window.images.add_folder_dialog)
+    window.empty_state.try_demo.connect(window.try_demo)
     window.details = DetailsPanel(session, window.previews)
     window.details.find_similar.connect(window.find_similar)
 
@@ -97,7 +105,7 @@ def build_panes(window) -> None:
     window.right.setObjectName("rightSplitter")
     window.right.addWidget(labels_box)
     window.right.addWidget(details_box)
-    window.right.setSizes([330, 470])
+    window.right.setSizes([380, 420])
     window.left = QSplitter(Qt.Orientation.Vertical)
     window.left.setObjectName("leftSplitter")
     grid_box = QWidget()
@@ -107,7 +115,11 @@ def build_panes(window) -> None:
     window.grid_header = QHBoxLayout()  # the ranked-view chip, when a search is active
     window.grid_header.addStretch(1)
     grid_layout.addLayout(window.grid_header)
-    grid_layout.addWidget(window.image_view)
+    window.grid_stack = QStackedWidget()  # the first-steps page while no image is loaded, else the grid
+    window.grid_stack.setObjectName("gridStack")
+    window.grid_stack.addWidget(window.empty_state)
+    window.grid_stack.addWidget(window.image_view)
+    grid_layout.addWidget(window.grid_stack)
     window.left.addWidget(grid_box)
     window.left.addWidget(window.results_table)
     window.left.setSizes([520, 240])
@@ -136,6 +148,7 @@ def build_toolbar(window) -> None:
     searching = window.searching
     window.search_box, window.ranked_chip = searching.box, searching.chip
     window.similar_action = searching.similar_action
+    window.details.similar_possible.connect(window.similar_action.setEnabled)
     toolbar.addWidget(window.search_box)
     window.grid_header.insertWidget(0, window.ranked_chip)
     toolbar.addAction(window.similar_action)
@@ -143,7 +156,8 @@ def build_toolbar(window) -> None:
     toolbar.addWidget(QLabel(" Show "))
     window.filter_combo = QComboBox()
     window.filter_combo.setObjectName("labelFilter")
-    window.filter_combo.setMinimumWidth(150)
+    window.filter_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    window.filter_combo.setMinimumContentsLength(10)  # long labels elide instead of widening the toolbar
     window.filter_combo.addItem("All images", ALL)
     window.filter_combo.activated.connect(lambda _i: window.set_label_filter(window.filter_combo.currentData()))
     toolbar.addWidget(window.filter_combo)
@@ -175,6 +189,10 @@ def build_file_menu(window) -> None:
     window.classify_action.setObjectName("classifyAction")
     window.classify_action.setShortcut(QKeySequence("Ctrl+R"))
     window.remove_action = file_menu.addAction("Remove selected", images.remove_selected)
+    # Del is shown here but handled by the grid and the table themselves: as a window shortcut it
+    # would take Del from the label list (which removes labels) and from text fields.
+    window.remove_action.setShortcut(QKeySequence.StandardKey.Delete)
+    window.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
     window.clear_action = file_menu.addAction("Clear all images", images.clear_images)
     file_menu.addSeparator()
     quit_action = file_menu.addAction("Quit", window.close)
@@ -188,6 +206,10 @@ def build_menus(window) -> None:
     edit_menu = QMenu("&Edit", window)
     edit_menu.setObjectName("editMenu")
     edit_menu.addActions(window.undo.actions(window))
+    edit_menu.addSeparator()
+    window.select_all_action = edit_menu.addAction("Select &all", window.images.select_all)
+    window.select_all_action.setObjectName("selectAllAction")
+    window.select_all_action.setShortcut(QKeySequence.StandardKey.SelectAll)
     bar.addMenu(edit_menu)
 
     labels_menu = bar.addMenu("&Labels")
@@ -201,13 +223,26 @@ def build_menus(window) -> None:
     window.training_menu = bar.addMenu("&Training")
     window.training_menu.setObjectName("trainingMenu")
     window.finetune_action = window.training_menu.addAction("Fine-tune on folder…", window.open_finetune_dialog)
+    window.refit_action = window.training_menu.addAction("Fine-tune on my corrections", window.corrections.refit)
+    window.refit_action.setObjectName("refitAction")
+    window.refit_action.setToolTip("Right-click images › Set label, then re-fit the model on them (seconds)")
+    window.refit_action.setEnabled(False)  # until a label is set by hand
 
     help_menu = bar.addMenu("&Help")
+    help_menu.setObjectName("helpMenu")
+    guide = help_menu.addAction("&Getting started", window.show_guide)
+    guide.setObjectName("guideAction")
+    guide.setShortcut(QKeySequence.StandardKey.HelpContents)
+    keys = help_menu.addAction("&Keyboard shortcuts", window.show_shortcuts)
+    keys.setObjectName("shortcutsAction")
+    help_menu.addSeparator()
     about = help_menu.addAction("&About clipdesk", window.show_about)
     about.setObjectName("aboutAction")
 
-    QShortcut(QKeySequence(Qt.Key.Key_Escape), window, activated=window.escape)
-    QShortcut(QKeySequence.StandardKey.Find, window, activated=window.searching.focus)
+    escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), window, activated=window.escape)
+    escape.setWhatsThis("Stop the running job, or leave the ranked view")
+    find = QShortcut(QKeySequence.StandardKey.Find, window, activated=window.searching.focus)
+    find.setWhatsThis("Search images by text")
 
 
 def build_status_bar(window) -> None:

@@ -41,7 +41,8 @@ def test_right_click_menu_and_double_click(qtbot, open_window, make_images):
     menu = window.grid_actions.show_menu(rect.center())
     assert isinstance(menu, QMenu)
     texts = [a.text() for a in menu.actions() if a.text()]
-    assert texts == ["&Open", "Show in &folder", "&View large", "Find &similar", "&Copy path", "&Remove"]
+    assert texts == ["&Open", "Show in &folder", "&View large", "Find &similar", "Set &label",
+                     "Fine-tune on my &corrections", "&Copy path", "&Remove"]
     next(a for a in menu.actions() if a.text() == "&Copy path").trigger()
     assert QGuiApplication.clipboard().text() == str(images[1])
     menu.close()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -47,8 +48,21 @@ def load_training_api() -> Any:
     return api
 
 
+NO_RESULT = ("Not trained yet. After training, this says how often the model names the right class "
+             "on images it never trained on, before (zero-shot) and after; the table shows which "
+             "classes it mixes up.")
+
+
+def folder_help(min_per_class: int) -> str:
+    """The folder layout as an example tree, and how many images each class needs."""
+    return ("One sub-folder per class, named after the class, for example:"
+            "<pre style='margin: 2px 12px'>pets/\n  cat/   *.jpg\n  dog/   *.jpg</pre>"
+            f"At least 2 classes and at least {min_per_class} images per class; 10 or more per class "
+            "give a result worth trusting. Choose <i>pets</i> here.")
+
+
 def accuracy_html(result) -> str:
-    """Before → after on images that chose nothing, with the 95 % interval when they are few."""
+    """Before → after on images kept aside, with the 95 % interval when they are few."""
     record = getattr(result, "evaluation", None) or {}
     change = result.accuracy_after - result.accuracy_before
     if not record:
@@ -78,7 +92,7 @@ class FinetuneDialog(QDialog):
 
         self.folder = QLineEdit()
         self.folder.setObjectName("finetuneFolder")
-        self.folder.setPlaceholderText("A folder with one sub-folder per class (pets/cat, pets/dog, …)")
+        self.folder.setPlaceholderText("The folder that holds one sub-folder per class")
         self.folder.editingFinished.connect(self.scan)
         browse = QPushButton("Browse…")
         browse.setAutoDefault(False)  # Enter in the folder field scans it; it never opens Browse…
@@ -89,6 +103,10 @@ class FinetuneDialog(QDialog):
         self.classes.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.classes.verticalHeader().setVisible(False)
         self.scan_note = QLabel("Choose a folder to see its classes.")
+        self.layout_help = QLabel(folder_help(self._min_per_class()))
+        self.layout_help.setObjectName("folderLayoutHelp")
+        self.layout_help.setWordWrap(True)
+        self.layout_help.setTextFormat(Qt.TextFormat.RichText)
         self.scan_note.setWordWrap(True)
         self.method = QComboBox()
         self.method.setObjectName("methodCombo")
@@ -116,7 +134,7 @@ class FinetuneDialog(QDialog):
         self.status.setWordWrap(True)
         self.plot = TrainingPlot()
 
-        self.accuracy = QLabel()
+        self.accuracy = QLabel(NO_RESULT)
         self.accuracy.setObjectName("accuracyLabel")
         self.accuracy.setWordWrap(True)
         self.confusion = QTableWidget()
@@ -131,6 +149,7 @@ class FinetuneDialog(QDialog):
         self.confusion.setToolTip("Rows: true class · columns: predicted. Click a cell to list its images.")
         self.cell_images = QListWidget()
         self.cell_images.setObjectName("cellImages")
+        self._cell_hint("The table lists, per class, what the new model predicted.")
         self.use_button = QPushButton("Use this model")
         self.use_button.setObjectName("useModelButton")
         self.use_button.setEnabled(False)
@@ -144,6 +163,7 @@ class FinetuneDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         form.addRow("Folder", row)
+        form.addRow(self.layout_help)  # stays in view while typing, unlike a placeholder
         form.addRow(self.classes)
         form.addRow(self.scan_note)
         form.addRow("Method", self.method)
@@ -158,7 +178,8 @@ class FinetuneDialog(QDialog):
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
         run_layout.addLayout(buttons)
-        results = QGroupBox("Result on images that chose nothing (not used to fit or to pick settings)")
+        results = QGroupBox("How well it does on images kept aside (never used for training)")
+        results.setObjectName("resultsBox")
         results_layout = QVBoxLayout(results)
         results_layout.addWidget(self.accuracy)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -179,6 +200,18 @@ class FinetuneDialog(QDialog):
         bottom.addWidget(close)
         layout.addLayout(bottom)
         self.resize(980, 720)
+
+    def _cell_hint(self, text: str) -> None:
+        """What the image list is for while it has nothing to list (an empty pane says nothing)."""
+        self.cell_images.clear()
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.cell_images.addItem(item)
+
+    def _min_per_class(self) -> int:
+        api = self._api()
+        config = getattr(api, "FinetuneConfig", None)
+        return int(getattr(config, "min_per_class", 2))
 
     # -- the training API (lazily imported) --------------------------------------------------------
     def _api(self):
@@ -249,10 +282,10 @@ class FinetuneDialog(QDialog):
         self.use_button.setEnabled(False)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.accuracy.setText("")
+        self.accuracy.setText("Training… the result shows here when it is done.")
         self.confusion.clear()
         self.confusion.setRowCount(0)
-        self.cell_images.clear()
+        self._cell_hint("The table lists, per class, what the new model predicted.")
         self.status.setText(f"Training ({config.method}) on {self.arch}…")
 
         def connect(task):
@@ -292,6 +325,7 @@ class FinetuneDialog(QDialog):
         self.status.setText(f"Saved to {result.model_dir}")
         self.accuracy.setText(accuracy_html(result))
         self._fill_confusion(result)
+        self._cell_hint("Click a number in the table to list those images here.")
         self.use_button.setEnabled(True)
 
     def _failed(self, error) -> None:

@@ -22,7 +22,7 @@ from ..thumbnails import Thumbnails, scaled
 from .session_rows import SessionRowsMixin
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-CARD = QSize(184, 214)  # the smallest card; cards widen so that the columns fill the grid's width
+CARD = QSize(160, 214)  # the smallest card (3 columns in an 800 px window); cards widen to fill the width
 GAP = 6  # between cards
 THUMB = QSize(168, 136)
 UNSURE_COLOUR = QColor("#c77c02")

@@ -98,11 +98,14 @@ class LabelEditor(QWidget):
 
         self.templates = QComboBox()
         self.templates.setObjectName("templateCombo")
+        self.templates.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.templates.setMinimumContentsLength(8)  # the help text elides in a narrow panel
         for name in TEMPLATE_SET_NAMES:
             self.templates.addItem(f"{name} — {TEMPLATE_HELP.get(name, '')}", name)
         self.templates.currentIndexChanged.connect(
             lambda _i: self.session.set_options(templates=self.templates.currentData()))
-        self.multi_label = QCheckBox("Multi-label (several labels can be present)")
+        self.multi_label = QCheckBox("Multi-label")
+        self.multi_label.setToolTip("Several labels can be present in one image")
         self.multi_label.setObjectName("multiLabelCheck")
         self.multi_label.toggled.connect(lambda on: self.session.set_options(multi_label=on))
         self.threshold = self._spin("Below this top score an image is “unsure” (0 = off)")
@@ -115,13 +118,19 @@ class LabelEditor(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Prompts", self.templates)
-        form.addRow("Unsure below", self.threshold)
-        form.addRow("Min. margin", self.margin)
+        unsure = QHBoxLayout()  # two short spin boxes share a row: the panel fits 600 px high
+        unsure.addWidget(self.threshold, 1)
+        margin_label = QLabel("margin")
+        margin_label.setToolTip(self.margin.toolTip())
+        unsure.addWidget(margin_label)
+        unsure.addWidget(self.margin, 1)
+        form.addRow("Unsure below", unsure)
         form.addRow(self.multi_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.input)
+        self.list.setMinimumHeight(3 * self.list.fontMetrics().height() + 8)  # three rows at least
         layout.addWidget(self.list, 1)
         row = QHBoxLayout()
         row.addWidget(self.count_label)
@@ -197,7 +206,12 @@ class LabelEditor(QWidget):
         parts = split_labels(text)
         if not parts:
             return
+        before = set(self.session.labels)
         notes = self.session.add_labels(parts)
+        added = [row for row, label in enumerate(self.session.labels) if label not in before]
+        if added:  # the new label may land below the visible rows: show it, selected
+            self.list.setCurrentRow(added[-1])
+            self.list.scrollToItem(self.list.item(added[-1]))
         if notes:
             self.message.emit(notes[0] if len(notes) == 1 else f"{notes[0]} (+{len(notes) - 1} more)")
 

@@ -1,5 +1,6 @@
-"""The Model menu (`modelMenu`): demo, fine-tuned, pretrained tags (✓ = downloaded), random
-weights, Load checkpoint…, device and backend. Filled from the core's catalog, fetched off-thread."""
+"""The Model menu (`modelMenu`): demo, fine-tuned, pretrained tags (✓ = downloaded), Load
+checkpoint…, device and backend; random weights (for testing) only under Developer, where nobody
+picks them by mistake. Filled from the core's catalog, fetched off-thread."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class ModelMenu(QMenu):
         self.addSeparator()
         self._radio_menu("Device", DEVICES, self.device, self.device_chosen)
         self._radio_menu("Backend", BACKENDS, self.backend, self.backend_chosen)
+        if self.entries is not None:
+            self._add_developer_menu()
 
     def _radio_menu(self, title: str, choices, current: str, signal) -> None:
         menu = self.addMenu(title)
@@ -123,12 +126,23 @@ class ModelMenu(QMenu):
                          entry.arch, entry.pretrained)
         tags = [e for e in entries if e.kind == "pretrained"]
         have = sum(e.available for e in tags)
-        pick = self.addAction(f"Pretrained models… ({len(tags)}, ✓ {have} downloaded)", self.open_picker)
+        downloaded = f"{have} downloaded" if have else "none downloaded yet"
+        pick = self.addAction(f"Choose a pretrained CLIP model… ({len(tags)} to choose from, {downloaded})",
+                              self.open_picker)
         pick.setObjectName("pretrainedPickerAction")
+        pick.setToolTip("Every open_clip architecture and weight set; ✓ marks those already on this "
+                        "computer, the others download when chosen")
         for entry in tags:  # the downloaded ones stay one click away
             if entry.available:
                 self._choice(self, f"✓ {entry.arch} · {entry.pretrained}", entry.arch, entry.pretrained)
-        random = self.addMenu("Random weights (testing)")
-        for entry in entries:
+
+    def _add_developer_menu(self) -> None:
+        """Untrained architectures: useful to test the app, useless to classify with."""
+        developer = self.addMenu("Developer")
+        developer.setObjectName("developerMenu")
+        random = developer.addMenu("Random weights (for testing only)")
+        random.setObjectName("randomWeightsMenu")
+        random.setToolTip("An untrained model: its labels are noise")
+        for entry in self.entries or []:
             if entry.kind == "random":
                 self._choice(random, entry.arch, entry.arch, "none")

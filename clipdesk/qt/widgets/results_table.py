@@ -119,9 +119,14 @@ class ResultsTable(QTableView):
         super().setModel(model)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in enumerate((220, 170, 70, 150, 70)):
-            self.setColumnWidth(column, width)
+        # The file name takes what the other columns leave: every column stays in view down to
+        # an 800 px window, where fixed widths pushed Second label, Margin and Match off the edge.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(40)
+        for column, width in enumerate((0, 110, 60, 110, 60, 56)):
+            if width:
+                self.setColumnWidth(column, width)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if event.matches(QKeySequence.StandardKey.Delete) or event.key() == Qt.Key.Key_Backspace:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from clipdesk.core.errors import ClipdeskError
 from clipdesk.core.session import UNSURE, Session
-from clipdesk.core.sorting import SortPlan, plan_sort
+from clipdesk.core.sorting import SortPlan, folder_name, plan_sort
 
 
 def assignments(session: Session, include_unsure: bool = True) -> list[tuple[Path, str]]:
@@ -98,15 +99,37 @@ class SortDialog(QDialog):
         if folder:
             self.destination.setText(folder)
 
+    def _unsure_option(self) -> None:
+        """The unsure box says what it does now: nothing while no image can be unsure."""
+        unsure_possible = self.session.threshold > 0 or self.session.margin > 0
+        count = sum(1 for _, label in assignments(self.session) if label == UNSURE)
+        self.include_unsure.setEnabled(unsure_possible)
+        if not unsure_possible:
+            self.include_unsure.setText(f"Put unsure images into “{UNSURE}/” (no image is unsure: "
+                                        "“Unsure below” and “margin” are off in the Labels panel)")
+        else:
+            self.include_unsure.setText(f"Put the {count} unsure image{'s' if count != 1 else ''} into "
+                                        f"“{UNSURE}/” (unticked, they stay where they are)")
+
+    def _show_counts(self, counts: dict[str, int]) -> None:
+        self.table.setRowCount(len(counts))
+        for i, (folder, count) in enumerate(sorted(counts.items())):
+            self.table.setItem(i, 0, QTableWidgetItem(f"{folder}/"))
+            self.table.setItem(i, 1, QTableWidgetItem(str(count)))
+
     def update_plan(self) -> None:
+        """The folders follow from the labels alone, so they show before a destination is chosen."""
         self.plan = None
-        pairs = assignments(self.session, self.include_unsure.isChecked())
+        self._unsure_option()
+        pairs = assignments(self.session, self.include_unsure.isChecked() and self.include_unsure.isEnabled())
         text = self.destination.text().strip()
-        self.table.setRowCount(0)
+        counts = dict(Counter(folder_name(label) for _, label in pairs))
+        self._show_counts(counts)
         if not pairs:
             self.summary.setText("No classified images to sort yet.")
         elif not text:
-            self.summary.setText("Choose a destination folder.")
+            self.summary.setText(f"{len(pairs)} files would go into these {len(counts)} folders. "
+                                 "Choose a destination folder.")
         else:
             try:
                 self.plan = plan_sort(pairs, Path(text))
@@ -114,10 +137,7 @@ class SortDialog(QDialog):
                 self.summary.setText(str(error))
         if self.plan is not None:
             counts = self.plan.counts()
-            self.table.setRowCount(len(counts))
-            for i, (folder, count) in enumerate(sorted(counts.items())):
-                self.table.setItem(i, 0, QTableWidgetItem(f"{folder}/"))
-                self.table.setItem(i, 1, QTableWidgetItem(str(count)))
+            self._show_counts(counts)
             renamed = sum(1 for src, dst in self.plan.moves if dst.name != src.name)
             note = f" {renamed} get a numbered name to avoid overwriting." if renamed else ""
             self.summary.setText(f"{len(self.plan.moves)} files into {len(counts)} folders in "
