@@ -7,7 +7,7 @@
 Every window run is a process of its own (its peak RSS is its own, not the previous size's), and
 its times start when that process is started, like the CLI's: start-up and model loading are
 counted on both sides. Each leg gets a fresh cache folder (cold embedding cache, model never
-exported to ONNX), and the export processes a leg started are waited for before the next leg.
+exported to ONNX), and the export process a leg started is ended before the next leg.
 
 - Launch (issue 3): window visible < 1.5 s after start.
 - Phases (issue 15), demo model, 64-px pictures: the worst event-loop gap while adding,
@@ -221,11 +221,12 @@ def scored_with(window, rows: list[int], count: int) -> bool:
             and all(items[r].probs is not None and len(items[r].probs) == count for r in rows))
 
 
-def timed_label(app, window, text: str, count: int) -> tuple[float, int]:
+def timed_label(app, window, text: str) -> tuple[float, int]:
     """Type a label; seconds until every image done at that moment has a score for it."""
     done = [row for row, item in enumerate(window.session.items) if item.vector is not None]
     started = time.perf_counter()
     type_label(app, window, text)
+    count = len(window.session.labels)
     pump(app, 600, lambda: scored_with(window, done, count))
     return time.perf_counter() - started, len(done)
 
@@ -240,13 +241,13 @@ def leg_typed(folder: str, t0: float) -> dict:
     window.add_paths([folder])
     pump(app, 600, lambda: any(item.vector is not None for item in window.session.items))
     rescores = []
-    for count, label in enumerate(TYPED, start=1):
+    for label in TYPED:
         if window.session.pending_paths():
             pump(app, 1.5)
-        rescores.append(timed_label(app, window, label, count))
+        rescores.append(timed_label(app, window, label))
     pump(app, 3600, lambda: settled(window, n))
     total = time.time() - t0
-    rescores.append(timed_label(app, window, AFTER, len(TYPED) + 1))
+    rescores.append(timed_label(app, window, AFTER))
     out = {"seconds": total, "rescores": rescores, "worst_gap": meter.worst, "worst_cpu": meter.worst_cpu,
            "histogram": meter.histogram(), "backend": window.models.info.get("backend"),
            "peak_rss_mb": peak_rss_mb()}
@@ -266,7 +267,7 @@ def leg_first_use(folder: str, t0: float) -> dict:
     pump(app, 1800, lambda: settled(window, n) and scored_with(window, list(range(n)), 3))
     first = time.time() - t0
     backend = window.models.info.get("backend")
-    rescore, _ = timed_label(app, window, FOURTH, 4)
+    rescore, _ = timed_label(app, window, FOURTH)
     out = {"seconds": first, "rescore": rescore, "worst_gap": meter.worst, "worst_cpu": meter.worst_cpu,
            "histogram": meter.histogram(), "backend": backend, "backend_after": window.models.info.get("backend"),
            "peak_rss_mb": peak_rss_mb()}
@@ -330,8 +331,9 @@ def child(argv: list[str]) -> int:
 
 # -- the parent: legs in fresh processes and fresh cache folders ---------------------------------------
 def fresh_env(env: dict) -> dict:
-    """A cold embedding cache and no ONNX export: the state of a first use."""
-    return dict(env, CLIPDESK_CACHE_DIR=tempfile.mkdtemp(prefix="bench-gui-cache-"))
+    """A cold embedding cache, no ONNX export, no saved labels or images: a first use."""
+    root = Path(tempfile.mkdtemp(prefix="bench-gui-leg-"))
+    return dict(env, **{f"CLIPDESK_{name}_DIR": str(root / name.lower()) for name in ("CACHE", "CONFIG", "DATA")})
 
 
 def end_exports(cache: str) -> None:
@@ -491,9 +493,7 @@ def main(argv=None) -> int:
     pairs = args.pairs or (2 if args.quick else 3)
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gui-dirs-"))
-    for name in ("CACHE", "CONFIG", "DATA"):
-        env[f"CLIPDESK_{name}_DIR"] = str(tmp / name.lower())
+    env = fresh_env(env)  # the launch timing's; every leg gets its own
 
     if not args.skip_launch:
         bare = min(time_to_window("bare", env) for _ in range(2))
