@@ -221,14 +221,16 @@ def scored_with(window, rows: list[int], count: int) -> bool:
             and all(items[r].probs is not None and len(items[r].probs) == count for r in rows))
 
 
-def timed_label(app, window, text: str) -> tuple[float, int]:
-    """Type a label; seconds until every image done at that moment has a score for it."""
+def timed_label(app, window, text: str) -> tuple[float, int, float]:
+    """Type a label; seconds until every image done at that moment has a score for it, how many
+    those were, and the CPU seconds the whole process used meanwhile (what the re-score costs
+    when nothing else runs; on a loaded machine the wall time is longer, waiting for a core)."""
     done = [row for row, item in enumerate(window.session.items) if item.vector is not None]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     type_label(app, window, text)
     count = len(window.session.labels)
     pump(app, 600, lambda: scored_with(window, done, count))
-    return time.perf_counter() - started, len(done)
+    return time.perf_counter() - started, len(done), time.process_time() - cpu
 
 
 def leg_typed(folder: str, t0: float) -> dict:
@@ -267,8 +269,8 @@ def leg_first_use(folder: str, t0: float) -> dict:
     pump(app, 1800, lambda: settled(window, n) and scored_with(window, list(range(n)), 3))
     first = time.time() - t0
     backend = window.models.info.get("backend")
-    rescore, _ = timed_label(app, window, FOURTH)
-    out = {"seconds": first, "rescore": rescore, "worst_gap": meter.worst, "worst_cpu": meter.worst_cpu,
+    rescore, _, rescore_cpu = timed_label(app, window, FOURTH)
+    out = {"seconds": first, "rescore": rescore, "rescore_cpu": rescore_cpu, "worst_gap": meter.worst, "worst_cpu": meter.worst_cpu,
            "histogram": meter.histogram(), "backend": backend, "backend_after": window.models.info.get("backend"),
            "peak_rss_mb": peak_rss_mb()}
     window.close()
@@ -417,8 +419,8 @@ def run_first_use(env: dict, pairs: int) -> None:
     print(f"  first results: window {spread([w['seconds'] for w in windows], '{:.1f}')} s, "
           f"`clipdesk classify --backend torch` {spread(clis, '{:.1f}')} s; ratio {spread(ratios)} "
           f"(target <= 1.1): {verdict(sorted(ratios)[len(ratios) // 2] <= 1.1)}")
-    print(f"  4th label re-scored in {spread(rescores, '{:.3f}')} s (target < 0.3): "
-          f"{verdict(max(rescores) < 0.3)}")
+    print(f"  4th label re-scored in {spread(rescores, '{:.3f}')} s (process CPU "
+          f"{spread([w['rescore_cpu'] for w in windows], '{:.3f}')} s) (target < 0.3): {verdict(max(rescores) < 0.3)}")
     print(f"  worst event-loop gap {spread(gaps, '{:.0f}')} ms (GUI CPU {max(w['worst_cpu'] for w in windows) * 1000:.0f} ms)"
           f" (target < 100): {verdict(max(gaps) < 100)}; peak RSS {max(w['peak_rss_mb'] for w in windows):.0f} MB")
 
@@ -437,14 +439,14 @@ def run_typed(env: dict, n: int, pairs: int) -> None:
     print(f"  all results: window {spread([w['seconds'] for w in windows], '{:.1f}')} s, `clipdesk classify` "
           f"{spread(clis, '{:.1f}')} s; ratio {spread(ratios)} (target <= 1.5): "
           f"{verdict(sorted(ratios)[len(ratios) // 2] <= 1.5)}")
-    missed = 0
     for k, label in enumerate([*TYPED, AFTER]):
         seconds = [w["rescores"][k][0] for w in windows]
         done = max(w["rescores"][k][1] for w in windows)
+        cpu = [w["rescores"][k][2] for w in windows]
         target = 0.3 if done <= 1000 else 1.0
-        missed += max(seconds) >= target
         print(f"  label {k + 1} ({label!r}) re-scored {spread(seconds, '{:.3f}')} s over up to {done} done "
-              f"images (target < {target}): {verdict(max(seconds) < target)}")
+              f"images (process CPU meanwhile {spread(cpu, '{:.3f}')} s; target < {target}): "
+              f"{verdict(max(seconds) < target)}")
     rss = max(w["peak_rss_mb"] for w in windows)
     print(f"  worst event-loop gap {spread(gaps, '{:.0f}')} ms (GUI CPU {max(w['worst_cpu'] for w in windows) * 1000:.0f} ms)"
           f" (target < 100): {verdict(max(gaps) < 100)}; peak RSS {rss:.0f} MB"

@@ -120,7 +120,7 @@ class ClassifyController(QObject):
         if self.live is None:  # a regions chunk re-scores rows itself: a re-score would race it
             return
         self.live.set(list(self.session.labels), self.session.templates)
-        if (self.rescore_task is None and self.session.labels and self.needs_rescore()
+        if (self.rescore_task is None and self.needs_rescore()  # labels all gone: scores cleared
                 and any(item.vector is not None for item in self.session.items)):
             self._start_rescore(urgent=True)
 
@@ -275,8 +275,8 @@ class ClassifyController(QObject):
 
     def _unscored(self, paths: list, features: np.ndarray, quarters: list | None) -> tuple:
         """The `features()` rows without scores (same order as `features()`: embedded items)."""
-        missing = [i for i, item in enumerate(i for i in self.session.items if i.vector is not None)
-                   if item.probs is None]
+        embedded = [item for item in self.session.items if item.vector is not None]
+        missing = [row for row, item in enumerate(embedded) if item.probs is None]
         return ([paths[i] for i in missing], features[missing],
                 [quarters[i] for i in missing] if quarters is not None else None)
 
