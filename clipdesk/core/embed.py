@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -57,6 +58,31 @@ def default_workers() -> int:
 
 
 VIEWS = ("whole", "quarters")
+
+
+_all_cores: int | None = None  # torch's own thread count before share_cores first lowered it
+
+
+def share_cores(encoder: Encoder) -> None:
+    """While a background ONNX export runs beside torch (the encoder's `note` says so), torch in
+    this thread leaves it a core; with the export gone, every core again.
+
+    torch's intra-op threads meet after every operator, so when another process (the export) or
+    a decode thread preempts one of them the whole batch waits for it. On 2 busy cores a
+    ViT-B/32 label took 1.1 s through the text tower with 2 threads beside the export, 0.3 s
+    with 1; the demo model's images 35-80 ms each against 5 (issue 21). Called per batch: the
+    export starts and ends in the middle of a run.
+    """
+    global _all_cores
+    torch = sys.modules.get("torch")
+    device = getattr(getattr(encoder, "loaded", None), "device", None)
+    if torch is None or getattr(device, "type", device) not in (None, "cpu"):
+        return
+    if _all_cores is None:
+        _all_cores = torch.get_num_threads()
+    wanted = max(1, _all_cores - 1) if getattr(encoder, "note", "") else _all_cores
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def cache_identity(encoder: Encoder, views: str = "whole") -> str:
@@ -181,6 +207,7 @@ def _encode_batch(encoder, cache, batch, result, vectors, loader: _Loader) -> li
     if to_encode:
         quarters = loader.views == "quarters"
         tensors = [t for item in to_encode for t in item.tensor] if quarters else [item.tensor for item in to_encode]
+        share_cores(encoder)
         features = np.asarray(encoder.encode_image(_stack(tensors)))
         if quarters:
             features = features.reshape(len(to_encode), 4, -1)

@@ -16,7 +16,7 @@ import numpy as np
 from .backends import Encoder
 from .cache import EmbeddingCache
 from .classify import Scores, rank, softmax_scores
-from .embed import EmbedResult, embed_job, output_dim
+from .embed import EmbedResult, embed_job, output_dim, share_cores
 from .errors import LabelError
 from .jobs import CancelToken, Job
 from .prompts import DEFAULT_TEMPLATES, Label, clean_labels, template_set
@@ -114,6 +114,7 @@ class Engine:
         All new labels go through the text tower together (one pass per template group, not one
         per label): on a CPU each forward pass has a fixed cost that dominates short prompts.
         """
+        share_cores(self.encoder)
         groups: dict[tuple, list[tuple[int, str]]] = {}
         for index, label in enumerate(labels):
             if "{}" in label.name:  # its own template: each filled prompt stands as is

@@ -310,11 +310,18 @@ class Session(LabelEditing):
             self._quarters = [item.quarters for item in self.items if item.vector is not None]
         return self._quarters
 
-    def set_scores(self, paths: Sequence[Path], probs: np.ndarray, labels: Sequence[str]) -> None:
-        """Replace all scores (a re-score after a label edit): rows of `probs` follow `paths`."""
+    def set_scores(self, paths: Sequence[Path], probs: np.ndarray, labels: Sequence[str],
+                   merge: bool = False) -> None:
+        """Replace all scores (a re-score after a label edit): rows of `probs` follow `paths`.
+
+        With `merge` (the caller knows they were computed like the stored ones, e.g. the rows a
+        running classification had not scored yet) only the given rows change.
+        """
+        merge = merge and list(labels) == self.score_labels
         self.score_labels = list(labels)
-        for item in self.items:
-            item.probs = None
+        if not merge:
+            for item in self.items:
+                item.probs = None
         probs = np.asarray(probs, np.float32)
         for path, row in zip(paths, probs):  # 20,000 rows: dict lookups and views, no copies
             index = self._index.get(path)
@@ -428,6 +435,19 @@ class ScoredBatch:
     probs: np.ndarray | None
     labels: list[str]
     quarters: np.ndarray | None = None
+    signature: tuple = ()  # (labels as typed, templates, multi_label) the scores were made with
+
+
+class LabelBox:
+    """The labels a running classification scores with, replaced from the GUI thread between
+    its batches: a label typed mid-run costs one text encoding in the next batch, the run goes
+    on (issue 21). One tuple swapped at once, so a reader never sees half an edit."""
+
+    def __init__(self, labels: Sequence[str], templates: str) -> None:
+        self.value: tuple[tuple[str, ...], str] = (tuple(labels), templates)
+
+    def set(self, labels: Sequence[str], templates: str) -> None:
+        self.value = (tuple(labels), templates)
 
 
 def stack_quarters(features: np.ndarray, quarters: Sequence[np.ndarray | None]) -> np.ndarray:
@@ -440,14 +460,17 @@ def stack_quarters(features: np.ndarray, quarters: Sequence[np.ndarray | None]) 
     return out
 
 
-def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates: str,
+def classify_job(engine, paths: Sequence[Path], labels: Sequence[str] | LabelBox, templates: str,
                  multi_label: bool, batch_size: int = 32, cancel=None):
     """Embed `paths` and score each batch as it arrives; Progress.payload is a ScoredBatch.
 
-    In multi-label mode each batch's good files also get their quarter crops embedded (cached
-    like whole images), so a new image costs five embeddings once and is scored global–local.
+    Given a `LabelBox`, each batch is scored with the labels (and templates) it holds then, and
+    says which in its `signature`. In multi-label mode each batch's good files also get their
+    quarter crops embedded (cached like whole images), so a new image costs five embeddings once
+    and is scored global–local.
     """
-    label_set = engine.label_set(list(labels), templates) if labels else None
+    box = labels if isinstance(labels, LabelBox) else LabelBox(labels, templates)
+    used, label_set = box.value, _label_set(engine, box.value)
     job = engine.embed_job(list(paths), batch_size=batch_size, cancel=cancel)
     while True:
         try:
@@ -456,12 +479,19 @@ def classify_job(engine, paths: Sequence[Path], labels: Sequence[str], templates
             return stop.value
         batch = progress.payload
         if batch:
+            if box.value != used:  # labels edited since the last batch
+                used, label_set = box.value, _label_set(engine, box.value)
             good = [(path, vector) for path, vector, _ in batch if vector is not None]
-            probs, quarters = _score_batch(engine, good, label_set, templates, multi_label, batch_size, cancel)
+            probs, quarters = _score_batch(engine, good, label_set, used[1], multi_label, batch_size, cancel)
             names = label_set.names if label_set is not None else []
-            progress = Progress(progress.done, progress.total, "Classifying", progress.unit,
-                                progress.started, ScoredBatch(batch, probs, names, quarters))
+            progress = Progress(progress.done, progress.total, "Classifying", progress.unit, progress.started,
+                                ScoredBatch(batch, probs, names, quarters, (*used, multi_label)))
         yield progress
+
+
+def _label_set(engine, value: tuple[tuple[str, ...], str]):
+    labels, templates = value
+    return engine.label_set(list(labels), templates) if labels else None
 
 
 def regions_job(engine, paths: Sequence[Path], vectors: Sequence[np.ndarray], labels: Sequence[str],

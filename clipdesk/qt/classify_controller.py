@@ -1,10 +1,13 @@
 """Classification scheduling: pending images are embedded in chunks on the model worker, stale
 scores are re-scored, and Cancel pauses the scheduler.
 
-A chunk is sized to about CHUNK_SECONDS at the measured rate, so a label edit is served between
-chunks (not after the run) while the per-task overhead stays small. Cancel (Esc, the button) stops
-the running chunk within one batch and nothing queued starts after it, until File › Classify
-pending images resumes.
+A chunk is sized to about CHUNK_SECONDS at the measured rate, so images added meanwhile join soon
+while the per-task overhead stays small. A label edit never waits for the chunk or restarts it
+(issue 21): the running chunk scores its next batches with the new labels (a `LabelBox`), and the
+images done so far are re-scored at once by an urgent task, which the model worker runs between
+two of the chunk's batches; only the rows neither of them covered are re-scored after it. Cancel
+(Esc, the button) stops the running chunk within one batch and nothing queued starts after it,
+until File › Classify pending images resumes.
 
 Multi-label scores also need each image's quarter crops (core/multilabel.py). New images get them
 in the same chunk; images embedded before multi-label was turned on are pending work of their own
@@ -22,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
 from clipdesk.core.errors import Cancelled
-from clipdesk.core.session import classify_job, regions_job, rescore
+from clipdesk.core.session import LabelBox, classify_job, regions_job, rescore
 
 from .worker import Task
 
@@ -55,6 +58,7 @@ class ClassifyController(QObject):
         self.scores_signature: tuple | None = None
         self.run: Run | None = None
         self.in_flight: set[Path] = set()
+        self.live: LabelBox | None = None  # the labels the running classify chunk scores with
         self.timer = QTimer(self, singleShot=True)
         self.timer.timeout.connect(self.next_job)
 
@@ -73,7 +77,7 @@ class ClassifyController(QObject):
     def forget_run(self) -> None:
         """A model load: chunks in flight are dropped with the old engine."""
         self.in_flight.clear()
-        self.run = None
+        self.run, self.live = None, None
 
     def cancel(self) -> None:
         """Stops the running chunk within one batch; the scheduler starts nothing after it."""
@@ -93,10 +97,12 @@ class ClassifyController(QObject):
             pending = [p for p in self.session.pending_paths() if p not in self.in_flight]
             if pending:
                 self._start(pending[:self.chunk_size()], len(pending))
+            elif self._start_regions():
                 return
-            if self._start_regions():
-                return
-        if self.task is None and self.rescore_task is None:
+        if self.task is not None:
+            self._rescore_beside()
+            return
+        if self.rescore_task is None:
             self.run = None
             window._set_busy(window.searching.task is not None)
             if self.needs_rescore():
@@ -107,6 +113,16 @@ class ClassifyController(QObject):
                     window._idle_message()
                     self._mention_regions()
                 window.idle.emit()
+
+    def _rescore_beside(self) -> None:
+        """Labels edited while images are classified: the running chunk scores its next batches
+        with them, and what is done is re-scored now, between two of its batches."""
+        if self.live is None:  # a regions chunk re-scores rows itself: a re-score would race it
+            return
+        self.live.set(list(self.session.labels), self.session.templates)
+        if (self.rescore_task is None and self.needs_rescore()  # labels all gone: scores cleared
+                and any(item.vector is not None for item in self.session.items)):
+            self._start_rescore(urgent=True)
 
     def _start_regions(self) -> bool:
         """Quarter crops for images embedded before multi-label was on; True when work is due.
@@ -166,10 +182,12 @@ class ClassifyController(QObject):
         bar.setValue(self.run.done)
         self.window._set_busy(True)
 
+        live = None if regions else LabelBox(labels, templates)
+
         def factory(worker, token):
             if regions:
                 return regions_job(worker.engine, paths, vectors, labels, templates, batch_size, token)
-            return classify_job(worker.engine, paths, labels, templates, multi, batch_size, token)
+            return classify_job(worker.engine, paths, live, templates, multi, batch_size, token)
 
         def connect(task: Task) -> None:
             task.signals.yielded.connect(lambda progress: self._progress(task, progress, signature))
@@ -177,12 +195,14 @@ class ClassifyController(QObject):
             task.signals.errored.connect(lambda error: self._done(task, paths, None, error))
 
         self.task = self.window.worker.submit("classify", factory, connect=connect)
+        self.live = live
 
     def _progress(self, task: Task, progress, signature: tuple) -> None:
         batch = progress.payload
         if batch is None or task is not self.task:
             return
         probs = batch.probs
+        signature = batch.signature or signature  # a classify batch says which labels it used
         if probs is not None and signature == self.signature():
             if self.scores_signature != signature:
                 self.session.set_scores([], np.zeros((0, len(batch.labels))), batch.labels)
@@ -210,7 +230,7 @@ class ClassifyController(QObject):
         self.in_flight.difference_update(paths)
         if task is not self.task:
             return
-        self.task = None
+        self.task, self.live = None, None
         self.window.models.refresh_backend()  # the background ONNX export may have landed
         if error is not None or self.paused:
             self.paused = True
@@ -232,28 +252,43 @@ class ClassifyController(QObject):
                     else f"{text}, {regions} not scored for multi-label")
         return f"{text} (File › Classify pending images)."
 
-    def _start_rescore(self) -> None:
+    def _start_rescore(self, urgent: bool = False) -> None:
+        """Scores for the embedded images from their stored vectors (a text encoding for new
+        labels, then a matrix product); when the stored scores already follow the current
+        labels, only the rows still without a score. `urgent`: between a chunk's batches."""
         paths, features = self.session.features()
         quarters = self.session.feature_quarters() if self.session.multi_label else None
         signature = self.signature()
+        merge = self.scores_signature == signature
+        if merge:
+            paths, features, quarters = self._unscored(paths, features, quarters)
         labels, templates, multi = list(self.session.labels), self.session.templates, self.session.multi_label
 
         def connect(task: Task) -> None:
-            task.signals.finished.connect(lambda result: self._rescored(task, result, signature))
+            task.signals.finished.connect(lambda result: self._rescored(task, result, signature, merge))
             task.signals.errored.connect(lambda error: self._rescore_failed(task, error))
 
         self.rescore_task = self.window.worker.submit(
             "rescore", lambda worker, _t: rescore(worker.engine, paths, features, labels, templates, multi,
                                                   quarters),
-            connect=connect, cancellable=False)
+            connect=connect, cancellable=False, urgent=urgent)
 
-    def _rescored(self, task: Task, result, signature: tuple) -> None:
+    def _unscored(self, paths: list, features: np.ndarray, quarters: list | None) -> tuple:
+        """The `features()` rows without scores (same order as `features()`: embedded items)."""
+        embedded = [item for item in self.session.items if item.vector is not None]
+        missing = [row for row, item in enumerate(embedded) if item.probs is None]
+        return ([paths[i] for i in missing], features[missing],
+                [quarters[i] for i in missing] if quarters is not None else None)
+
+    def _rescored(self, task: Task, result, signature: tuple, merge: bool = False) -> None:
         if task is not self.rescore_task:
             return
         self.rescore_task = None
         window = self.window
         if signature == self.signature():
-            self.session.set_scores(result.paths, result.probs, result.labels)
+            # Rows a running chunk scored with these labels meanwhile are kept: merged, not reset.
+            merge = merge or self.scores_signature == signature
+            self.session.set_scores(result.paths, result.probs, result.labels, merge=merge)
             self.scores_signature = signature
             window.notes = [*window.scan_notes, *result.notes]
             window._update_badge()

@@ -5,7 +5,9 @@ A job is a `clipdesk.core.jobs.Job` generator. The driver emits `started`, `yiel
 the GUI thread. Cancelling sets the job's `CancelToken`, which the job checks between batches.
 
 - `ModelWorker` is the single thread that owns the model: every load, encode and search is a
-  task in its FIFO queue, so one model is never used by two jobs at once.
+  task in its FIFO queue, so one model is never used by two jobs at once. An `urgent` task (a
+  re-score after a label edit) runs between two batches of the running job, in the same thread,
+  instead of after it: the running classification goes on, it is never restarted.
 - `run_in_pool` runs model-free jobs (thumbnails, file copies, dataset scans) on a QThreadPool.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,13 +47,15 @@ class Task:
     signals: WorkerSignals = field(default_factory=WorkerSignals)
     id: int = field(default_factory=lambda: next(_ids))
     cancellable: bool = True
+    ran: bool = False  # an urgent task is queued twice (see ModelWorker.submit) and runs once
 
     def cancel(self) -> None:
         self.token.cancel()
 
 
-def drive(task: Task, context: Any) -> None:
-    """Run one task to its end, reporting through its signals; never raises."""
+def drive(task: Task, context: Any, between: Callable[[], None] | None = None) -> None:
+    """Run one task to its end, reporting through its signals; never raises. `between` runs
+    after each of a generator job's steps (the model worker's urgent tasks)."""
     signals = task.signals
     try:
         task.token.check()  # cancelled while still queued
@@ -70,6 +75,8 @@ def drive(task: Task, context: Any) -> None:
                     return
                 signals.yielded.emit(progress)
                 task.token.check()  # the job is never resumed after a cancel: within one batch
+                if between is not None:
+                    between()
         finally:
             job.close()  # runs the job's own clean-up (thread pools, files) at once
     except Cancelled as error:
@@ -89,29 +96,38 @@ class ModelWorker(QThread):
         self.setObjectName("modelWorker")
         self.engine = None  # touched only inside tasks, i.e. in this thread
         self._queue: queue.Queue[Task | None] = queue.Queue()
-        self._current: Task | None = None
+        self._running: list[Task] = []  # the running task, and under it a job an urgent one paused
         self._pending: list[Task] = []
+        self._urgent: deque[Task] = deque()
 
     def submit(self, name: str, factory: Callable[[Any, CancelToken], Any],
-               connect: Callable[[Task], None] | None = None, cancellable: bool = True) -> Task:
-        """Queue a task; `connect(task)` wires its signals before the thread can emit them."""
+               connect: Callable[[Task], None] | None = None, cancellable: bool = True,
+               urgent: bool = False) -> Task:
+        """Queue a task; `connect(task)` wires its signals before the thread can emit them.
+
+        An urgent task runs at the running job's next batch boundary (or next, when idle): it
+        must be short and must not need the running job's result.
+        """
         task = Task(name, factory, cancellable=cancellable)
         if connect is not None:
             connect(task)
         _keep_alive(task)
         self._pending.append(task)
-        self._queue.put(task)
+        if urgent:
+            self._urgent.append(task)
+        self._queue.put(task)  # an urgent one too: it wakes an idle thread
         if not self.isRunning():
             self.start()
         return task
 
     @property
     def current(self) -> Task | None:
-        return self._current
+        running = self._running
+        return running[-1] if running else None
 
     def tasks(self) -> list[Task]:
         """Running and queued tasks, oldest first."""
-        return [t for t in ([self._current] if self._current else []) + self._pending]
+        return [*self._running, *self._pending]
 
     def cancel(self, name: str | None = None) -> None:
         """Cancel the running and queued tasks (of one name, if given): stops within one batch."""
@@ -124,13 +140,29 @@ class ModelWorker(QThread):
             task = self._queue.get()
             if task is None:
                 return
-            if task in self._pending:
-                self._pending.remove(task)
-            self._current = task
-            self.busy_changed.emit(True)
-            drive(task, self)
-            self._current = None
+            self._run_urgent()
+            if task.ran:
+                continue
+            self._drive(task, self._run_urgent)
             self.busy_changed.emit(not self._queue.empty())
+
+    def _drive(self, task: Task, between: Callable[[], None] | None) -> None:
+        task.ran = True
+        if task in self._pending:
+            self._pending.remove(task)
+        self._running.append(task)
+        self.busy_changed.emit(True)
+        try:
+            drive(task, self, between)
+        finally:
+            self._running.remove(task)
+
+    def _run_urgent(self) -> None:
+        """The urgent tasks queued so far, oldest first (each once; none inside another)."""
+        while self._urgent:
+            task = self._urgent.popleft()
+            if not task.ran:
+                self._drive(task, None)
 
     def shutdown(self) -> bool:
         """Cancel everything, finish the current batch, end the thread (used when the window closes).

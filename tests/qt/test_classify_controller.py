@@ -18,9 +18,9 @@ def _count_submits(window, monkeypatch) -> list[tuple[str, int]]:
     submitted: list[tuple[str, int]] = []
     submit = window.worker.submit
 
-    def counting(name, factory, connect=None, cancellable=True):
+    def counting(name, factory, connect=None, cancellable=True, **options):
         submitted.append((name, len(window.classifier.in_flight)))
-        return submit(name, factory, connect=connect, cancellable=cancellable)
+        return submit(name, factory, connect=connect, cancellable=cancellable, **options)
 
     monkeypatch.setattr(window.worker, "submit", counting)
     return submitted

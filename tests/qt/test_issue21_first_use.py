@@ -1,0 +1,86 @@
+"""Issue 21: first use of a model never exported to ONNX (backend auto: torch serves while the
+export is prepared in the background), photos dropped, 3 labels typed, then a 4th right after
+the first results. The 4th label is one text encoding and a matrix product: no classification
+job, no image decoded or encoded again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from issue21_helpers import Counts, expected_probs, type_label
+from qt_helpers import TINY, wait_idle
+from synth_images import save_image
+
+LABELS = ["a cat", "a dog", "a car", "a bird"]
+
+
+@pytest.fixture
+def first_use_window(qtbot, monkeypatch):
+    """The window on a model that was never exported, with the background export on (as for a
+    user; the test suite turns it off elsewhere)."""
+    from clipdesk.qt.main_window import MainWindow, ModelChoice
+
+    monkeypatch.setenv("CLIPDESK_BACKGROUND_EXPORT", "1")
+    window = MainWindow(ModelChoice(*TINY, "cpu", "auto"), batch_size=4)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.model_ready, timeout=60000)
+    yield window
+    window.close()
+
+
+def test_a_label_added_after_first_use_is_only_rescored(qtbot, first_use_window, tmp_path, monkeypatch):
+    window = first_use_window
+    assert window.worker.engine.encoder.note  # the never-exported path: an export is being prepared
+    window.session.set_options(templates="none")
+    counts = Counts(monkeypatch, window)
+    photos = [save_image(tmp_path / "photos" / f"photo{i}.png", i, 640, 480) for i in range(6)]
+    window.add_paths(photos)
+    for label in LABELS[:3]:
+        type_label(qtbot, window, label)
+    wait_idle(qtbot, window, 6)
+    assert window.session.score_labels == LABELS[:3]
+
+    engine = window.worker.engine
+    encoded_images, encoded_labels = engine.encoder.encoder_calls, engine.text_encodes
+    jobs = len(counts.classify_calls)
+    type_label(qtbot, window, LABELS[3])
+    wait_idle(qtbot, window, 6)
+    assert window.session.score_labels == LABELS
+    assert len(counts.classify_calls) == jobs, "the label edit started a classification"
+    assert engine.encoder.encoder_calls == encoded_images, "images went through the encoder again"
+    assert engine.text_encodes == encoded_labels + 1  # only the new label through the text tower
+    counts.assert_each_image_once(photos)
+
+    loaded = engine.loaded
+    paths = [item.path for item in window.session.items]
+    expected = expected_probs(loaded.model, loaded.tokenizer, loaded.preprocess, paths, LABELS)
+    got = np.stack([item.probs for item in window.session.items])
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_torch_leaves_the_background_export_a_core():
+    """While the encoder says an export is being prepared, torch uses one core fewer; after it,
+    all of them again (the measured cause of the slow label: threads waiting for each other)."""
+    import torch
+
+    from clipdesk.core.embed import share_cores
+
+    class Stub:
+        class loaded:  # noqa: N801 - stands in for LoadedModel
+            device = torch.device("cpu")
+
+        note = ""
+
+    before = torch.get_num_threads()
+    try:
+        share_cores(Stub())  # nothing prepared: every core (whatever an earlier test left)
+        every = torch.get_num_threads()
+        Stub.note = "Preparing a faster ONNX version of this model in the background."
+        share_cores(Stub())
+        assert torch.get_num_threads() == max(1, every - 1)
+        Stub.note = ""
+        share_cores(Stub())
+        assert torch.get_num_threads() == every
+    finally:
+        torch.set_num_threads(before)
