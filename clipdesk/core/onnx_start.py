@@ -32,7 +32,7 @@ from .onnx_export import clean_stale
 from .onnx_lite import ClipBpeTokenizer, NumpyPreprocess
 from .onnx_quantize import quantize_job
 from .onnx_session import cpu_only, first_line, note_fallback
-from .onnx_store import PRECISIONS, export_dir, read_meta
+from .onnx_store import PRECISIONS, cached_export
 
 
 class _CpuDevice(str):
@@ -136,9 +136,11 @@ def _open_exported(arch: str, pretrained: str, device: str, backend: str, precis
         return None
     clean_stale()  # `.tmp-*` folders of exports that were killed
     identity, arch, pretrained, metadata = found
-    folder = export_dir(identity, "fp32")
-    meta = read_meta(folder, identity)
-    if meta is None or not meta.get("preprocess") or not meta.get("tokenizer") or meta.get("arch") != arch:
+    found = cached_export(identity, "fp32", pretrained)  # the cache's, or the model folder's own
+    if found is None:
+        return None
+    folder, meta = found
+    if not meta.get("preprocess") or not meta.get("tokenizer") or meta.get("arch") != arch:
         return None
     try:
         preload_native("onnxruntime")  # its library loads without holding the GIL (window stays live)
