@@ -21,6 +21,8 @@ SELF_TEST_TIMEOUT_S = 120.0
 
 def main() -> int:
     args = sys.argv[1:]
+    if os.environ.get("CLIPDESK_BUNDLE_DIAG"):
+        return diagnose()
     gui = os.path.basename(sys.argv[0]).lower().startswith("clipdesk-gui")
     if args[:1] == ["gui"]:
         gui, args = True, args[1:]
@@ -32,6 +34,30 @@ def main() -> int:
     from clipdesk.cli import main as cli
 
     return cli(args)
+
+
+def diagnose() -> int:
+    """CLIPDESK_BUNDLE_DIAG=1: import what the torch-free app needs, one line each (for a bug
+    report from a machine where the bundle misbehaves), and say whether the demo's export is usable."""
+    import importlib
+    import traceback
+
+    failed = 0
+    for name in ("numpy", "PIL.Image", "onnxruntime", "regex", "ftfy", "pillow_heif", "rawpy",
+                 "appdirs", "PySide6.QtWidgets", "clipdesk.cli", "clipdesk.qt.app"):
+        try:
+            importlib.import_module(name)
+            print(f"ok      {name}")
+        except Exception:  # noqa: BLE001 - every failure is what this reports
+            failed += 1
+            print(f"FAILED  {name}\n{traceback.format_exc()}")
+    from clipdesk.core.onnx_start import quick_identity
+    from clipdesk.core.onnx_store import cached_export
+
+    found = quick_identity("demo", None)
+    export = found and cached_export(found[0], "fp32", found[2])
+    print(f"demo: {found and found[0]}; export: {export and export[0]}")
+    return 1 if failed or not export else 0
 
 
 def run_window(args: list[str]) -> int:

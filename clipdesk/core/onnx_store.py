@@ -77,6 +77,15 @@ def cached_export(identity: str, precision: str = "fp32",
     return (folder, meta) if meta is not None else None
 
 
+def shipped_identity(source: str | Path, arch: str) -> str | None:
+    """The identity a model folder's own export records, for a folder that ships only the export
+    (the desktop bundle leaves out the demo's torch weights). Trusted only as far as `read_meta`
+    then finds the export's files as they were verified."""
+    meta = read_json_or_none(Path(source).expanduser() / SHIPPED / META)
+    identity = meta.get("identity") if isinstance(meta, dict) else None
+    return identity if isinstance(identity, str) and identity.startswith(f"{arch}/") else None
+
+
 def shipped_export(identity: str, source: str | Path | None) -> tuple[Path, dict] | None:
     """The fp32 export a model folder carries in `onnx/`, if it is complete and for `identity`
     (its meta.json names the identity, which hashes the folder's weights: a fine-tune that

@@ -177,3 +177,19 @@ def test_a_damaged_shipped_export_is_not_used(torch_free_env, tmp_path):
     result = cli(["classify", "--pretrained", str(folder), "--labels", "red circle,blue star",
                   str(SAMPLES[0])], torch_free_env)
     assert result.returncode != 0 and "pip install clipdesk" in result.stderr, result.stderr
+
+
+def test_a_folder_with_only_its_onnx_export_runs_without_torch(torch_free_env, tmp_path):
+    """The bundle leaves out the demo's torch weights: the folder's export alone names and serves
+    the model, with the same scores as the full folder."""
+    import shutil
+
+    folder = tmp_path / "demo-onnx-only"
+    shutil.copytree(DEMO, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    args = ["classify", "--format", "json", "--labels", "red circle,blue star,pink ring", *map(str, SAMPLES[:3])]
+    only_export = cli([*args, "--pretrained", str(folder)], torch_free_env)
+    full = cli([*args, "--model", "demo"], torch_free_env)
+    assert only_export.returncode == 0 and full.returncode == 0, only_export.stderr + full.stderr
+    got, want = scores_by_path(only_export.stdout), scores_by_path(full.stdout)
+    for name, row in want.items():
+        np.testing.assert_allclose([got[name][k] for k in row], list(row.values()), atol=1e-6)
