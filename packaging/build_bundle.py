@@ -97,15 +97,24 @@ def finish_folder(target: Path) -> None:
         (target / "clipdesk-gui").symlink_to("clipdesk")  # the launcher opens the window by this name
 
 
+STRIPPABLE = ("libpython3", "lib-dynload/", "PySide6/Qt/lib/")
+
+
 def strip_binaries(target: Path) -> None:
-    """Drop the symbol tables the wheels left in their shared libraries (`--strip-unneeded` keeps
-    what dynamic linking needs): ~30 MB on Linux, 17 MB of it libpython's. PyInstaller's own
-    `strip=True` strips debug sections only."""
+    """Drop the symbol tables of the interpreter, its extension modules and Qt's libraries
+    (`--strip-unneeded` keeps what dynamic linking needs): ~25 MB, 17 MB of it libpython's.
+
+    Only those: the wheels' auditwheel-repaired libraries (`*.libs/`, numpy's, Pillow's, …) were
+    rewritten by patchelf, and stripping them breaks them ("ELF load command address/offset not
+    page-aligned": numpy's OpenBLAS, seen here). PyInstaller's `strip=True` would strip them all."""
     strip = shutil.which("strip")
     if strip is None or not sys.platform.startswith("linux"):
         return
-    for path in target.rglob("*.so*"):
-        if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+    for path in (target / "_internal").rglob("*.so*"):
+        relative = path.relative_to(target / "_internal").as_posix()
+        if path.is_symlink() or not path.is_file() or not any(p in relative for p in STRIPPABLE):
+            continue
+        if path.read_bytes()[:4] == b"\x7fELF":
             subprocess.run([strip, "--strip-unneeded", str(path)], check=False, capture_output=True)
 
 

@@ -7,7 +7,8 @@ import pytest
 
 
 def pytest_collection_modifyitems(config, items):
-    if "slow" in (config.getoption("-m") or ""):
+    expression = " ".join((config.getoption("-m") or "").split())
+    if "slow" in expression and "not slow" not in expression:
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
     if slow:
