@@ -193,3 +193,9 @@ def test_a_folder_with_only_its_onnx_export_runs_without_torch(torch_free_env, t
     got, want = scores_by_path(only_export.stdout), scores_by_path(full.stdout)
     for name, row in want.items():
         np.testing.assert_allclose([got[name][k] for k in row], list(row.values()), atol=1e-6)
+
+
+def test_models_lists_the_demo_without_torch(torch_free_env):
+    result = cli(["models"], torch_free_env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "clipdesk-demo" in result.stdout and "demo" in result.stdout
