@@ -71,9 +71,16 @@ def open_clip_registry() -> dict:
 
 
 def _build_registry() -> dict:
-    from .models import list_architectures, preload_native
+    from .errors import ModelLoadError
+    from .models import list_architectures, preload_native, require_torch
+    from .paths import resources_dir
 
     preload_native("torch")  # off the GIL: this runs on a pool thread while the window is up
+    try:
+        require_torch()
+    except ModelLoadError:  # the torch-free app: only the shipped architectures, no tags to offer
+        shipped = sorted(p.stem for p in (resources_dir() / "model_configs").glob("*.json"))
+        return {"pretrained": [], "architectures": shipped}
     import open_clip
 
     pretrained = []

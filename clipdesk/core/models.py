@@ -155,10 +155,26 @@ _REGISTRY_LOCK = threading.Lock()  # open_clip's rescan empties its config table
 _REGISTERED: set[Path] = set()  # config folders given to open_clip (its own list is private)
 
 
+TORCH_MISSING = ("{what} needs torch and open_clip, which this torch-free clipdesk does not include "
+                 "(only the demo model and models with an ONNX export run without them): install the "
+                 "full clipdesk with `pip install clipdesk` (torch, torchvision, open_clip_torch).")
+
+
+def require_torch(what: str = "This model") -> None:
+    """One sentence, not an ImportError traceback, where torch or open_clip is missing (the
+    torch-free bundle, `pip install clipdesk[app]`)."""
+    try:
+        import open_clip  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise ModelLoadError(TORCH_MISSING.format(what=what)) from error
+
+
 def register_configs() -> None:
     """Make the architectures shipped in resources/ known to open_clip (idempotent, thread-safe:
     the window's catalog and model load may both get here first)."""
     preload_native("torch")  # the GUI loads models on a worker thread: keep the window live
+    require_torch()
     import open_clip
 
     folder = resources_dir() / "model_configs"
@@ -169,14 +185,15 @@ def register_configs() -> None:
 
 
 def list_architectures() -> list[str]:
+    register_configs()  # first: without torch, its one sentence rather than an ImportError
     import open_clip
 
-    register_configs()
     with _REGISTRY_LOCK:
         return open_clip.list_models()
 
 
 def list_pretrained_tags(arch: str) -> list[str]:
+    require_torch("Listing pretrained tags")
     import open_clip
 
     return open_clip.list_pretrained_tags_by_model(arch)

@@ -31,7 +31,7 @@ from . import onnx_export as bg
 from .encoder import Encoder, TorchEncoder
 from .errors import Cancelled
 from .jobs import CancelToken, Job, run_job
-from .models import LoadedModel
+from .models import LoadedModel, is_path
 from .onnx_convert import export_job
 from .onnx_session import (
     as_numpy,
@@ -88,7 +88,7 @@ class OnnxEncoder:
         and export in a background process; else export here with progress. On failure, torch."""
         if self.folder is not None:
             return self
-        ready = cached_export(self.loaded.identity, self.precision)
+        ready = cached_export(self.loaded.identity, self.precision, self._source())
         if ready is not None:
             self.folder, self.meta = ready
             return self
@@ -102,6 +102,11 @@ class OnnxEncoder:
             note_fallback(f"could not export {self.loaded.arch} to ONNX ({first_line(error)})")
             return TorchEncoder(self.loaded)
         return self
+
+    def _source(self) -> str | None:
+        """The model folder this model came from, which may carry its own export (the demo's)."""
+        pretrained = self.loaded.pretrained
+        return pretrained if is_path(pretrained) else None
 
     def _serve_torch_meanwhile(self) -> Encoder:
         """First use: results come from torch at once; the export runs in its own low-priority

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .jobs import CancelToken, Job, Progress, check
-from .models import LoadedModel
+from .models import LoadedModel, is_path
 from .onnx_lite import matching_preprocess_config, matching_tokenizer_config
 from .onnx_quantize import quantize_job
 from .onnx_session import first_line, normalise, open_session, trim_tokens
@@ -31,6 +31,7 @@ from .onnx_store import (
     TEXTUAL,
     TOWERS,
     VISUAL,
+    cached_export,
     export_dir,
     read_meta,
     staging,
@@ -47,13 +48,20 @@ def export_job(loaded: LoadedModel, precision: str = "fp32",
     """Make sure the export for `loaded` at `precision` exists; return (folder, meta)."""
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision '{precision}'; choose fp32 or int8.")
-    folder = export_dir(loaded.identity, "fp32")
-    meta = read_meta(folder, loaded.identity)
-    if meta is None:
+    found = cached_export(loaded.identity, "fp32", _folder_source(loaded))
+    if found is not None:
+        folder, meta = found
+    else:
+        folder = export_dir(loaded.identity, "fp32")
         meta = yield from _export_fp32(loaded, folder, cancel)
     if precision == "int8":
         return (yield from quantize_job(folder, meta, cancel))
     return folder, meta
+
+
+def _folder_source(loaded: LoadedModel) -> str | None:
+    """The model folder a loaded model came from (it may carry its own export), else None."""
+    return loaded.pretrained if is_path(loaded.pretrained) else None
 
 
 def _export_fp32(loaded: LoadedModel, folder: Path, cancel: CancelToken | None) -> Job[dict]:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .paths import resources_dir
+
 if TYPE_CHECKING:
     from .models import LoadedModel
 
@@ -30,7 +32,12 @@ _CLEANERS = ("lower", "whitespace", "canonicalize")
 
 
 def open_clip_bpe_path() -> Path:
-    """open_clip's BPE vocabulary, found without importing open_clip (whose import pulls torch)."""
+    """open_clip's BPE vocabulary: the copy shipped in resources/tokenizer (a torch-free install
+    has no open_clip; a test checks the copy is open_clip's file), else open_clip's own, found
+    without importing open_clip (whose import pulls torch)."""
+    shipped = resources_dir() / "tokenizer" / BPE_FILE
+    if shipped.is_file():
+        return shipped
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("open_clip is not installed; its BPE vocabulary is needed.")

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from .jobs import CancelToken, Job, Progress, check
 from .models import quiet_open_clip
-from .onnx_store import TOWERS, read_meta, staging, write_meta
+from .onnx_store import TOWERS, export_dir, read_meta, staging, write_meta
 
 
 def quantize_job(fp32_folder: Path, meta: dict, cancel: CancelToken | None = None) -> Job[tuple[Path, dict]]:
     """int8 towers from the fp32 export (no torch needed): dynamic quantisation of MatMul weights."""
-    folder = fp32_folder.parent / "int8"
+    folder = export_dir(meta["identity"], "int8")  # in the cache, also for a shipped fp32 export
     existing = read_meta(folder, meta["identity"])
     if existing is not None:
         return folder, existing

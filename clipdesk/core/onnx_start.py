@@ -9,6 +9,7 @@ onnxruntime is imported inside `_open_exported` once its native libraries are pr
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from .onnx_export import clean_stale
 from .onnx_lite import ClipBpeTokenizer, NumpyPreprocess
 from .onnx_quantize import quantize_job
 from .onnx_session import cpu_only, first_line, note_fallback
-from .onnx_store import PRECISIONS, export_dir, read_meta
+from .onnx_store import PRECISIONS, cached_export, shipped_identity
+
+log = logging.getLogger(__name__)
 
 
 class _CpuDevice(str):
@@ -101,8 +104,11 @@ def quick_identity(arch: str | None, pretrained: str | None) -> tuple[str, str, 
         if path.is_dir():
             metadata = read_metadata(path)
             weights = path / WEIGHTS_FILE
-            if metadata.get("head") or not weights.is_file():
+            if metadata.get("head"):
                 return None
+            if not weights.is_file():  # only its ONNX export (the bundle's demo): the export's name
+                identity = shipped_identity(path, arch)
+                return (identity, arch, str(path), metadata) if identity else None
             return f"{arch}/file-{file_fingerprint(weights)}", arch, str(path), metadata
         if path.is_file():
             return f"{arch}/file-{file_fingerprint(path)}", arch, str(path), {}
@@ -136,14 +142,17 @@ def _open_exported(arch: str, pretrained: str, device: str, backend: str, precis
         return None
     clean_stale()  # `.tmp-*` folders of exports that were killed
     identity, arch, pretrained, metadata = found
-    folder = export_dir(identity, "fp32")
-    meta = read_meta(folder, identity)
-    if meta is None or not meta.get("preprocess") or not meta.get("tokenizer") or meta.get("arch") != arch:
+    found = cached_export(identity, "fp32", pretrained)  # the cache's, or the model folder's own
+    if found is None:
+        return None
+    folder, meta = found
+    if not meta.get("preprocess") or not meta.get("tokenizer") or meta.get("arch") != arch:
         return None
     try:
         preload_native("onnxruntime")  # its library loads without holding the GIL (window stays live)
         import onnxruntime  # noqa: F401
-    except ImportError:
+    except ImportError as error:
+        log.info("ONNX Runtime cannot be imported (%s); loading the model with torch", error)
         return None
     if precision == "int8":
         try:

@@ -25,6 +25,7 @@ EXPORT_FORMAT = 2  # bump when the wrappers or the layout change: older exports 
 PRECISIONS = ("fp32", "int8")
 VISUAL, TEXTUAL, META = "visual.onnx", "textual.onnx", "meta.json"
 TOWERS = {"visual": VISUAL, "textual": TEXTUAL}
+SHIPPED = "onnx"  # a model folder's own fp32 export (the demo ships one), used read-only
 
 
 def export_root() -> Path:
@@ -62,9 +63,38 @@ def file_digests(folder: Path) -> dict[str, str]:
             for tower in sorted(TOWERS.values()) for name in (tower, f"{tower}.data")}
 
 
-def cached_export(identity: str, precision: str = "fp32") -> tuple[Path, dict] | None:
-    """(folder, meta) of a complete, verified export at `precision`, if there is one."""
+def cached_export(identity: str, precision: str = "fp32",
+                  source: str | Path | None = None) -> tuple[Path, dict] | None:
+    """(folder, meta) of a complete, verified export at `precision`, if there is one.
+
+    fp32 also looks in the model folder `source` itself (`<folder>/onnx`): the demo model ships
+    its export there, so neither torch nor a first-run export is ever needed for it. int8 is
+    always derived into the cache (a shipped folder may be read-only)."""
     folder = export_dir(identity, precision)
+    meta = read_meta(folder, identity)
+    if meta is None and precision == "fp32":
+        return shipped_export(identity, source)
+    return (folder, meta) if meta is not None else None
+
+
+def shipped_identity(source: str | Path, arch: str) -> str | None:
+    """The identity a model folder's own export records, for a folder that ships only the export
+    (the desktop bundle leaves out the demo's torch weights). Trusted only as far as `read_meta`
+    then finds the export's files as they were verified."""
+    meta = read_json_or_none(Path(source).expanduser() / SHIPPED / META)
+    identity = meta.get("identity") if isinstance(meta, dict) else None
+    return identity if isinstance(identity, str) and identity.startswith(f"{arch}/") else None
+
+
+def shipped_export(identity: str, source: str | Path | None) -> tuple[Path, dict] | None:
+    """The fp32 export a model folder carries in `onnx/`, if it is complete and for `identity`
+    (its meta.json names the identity, which hashes the folder's weights: a fine-tune that
+    replaced them never matches the old export)."""
+    if not source:
+        return None
+    folder = Path(source).expanduser() / SHIPPED
+    if not folder.is_dir():
+        return None
     meta = read_meta(folder, identity)
     return (folder, meta) if meta is not None else None
 

@@ -166,6 +166,7 @@ def _in_eval(model) -> bool:
 
 
 def test_model_is_in_eval_mode_after_an_export_success_or_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_store, "SHIPPED", "no-shipped-export")  # export it here, not the demo's own
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "ok"))
     loaded = load_model("demo", None, "cpu")  # a ResNet tower: BatchNorm shows training mode
     run_job(onnx_convert.export_job(loaded))
@@ -182,6 +183,7 @@ def test_model_is_in_eval_mode_after_an_export_success_or_failure(tmp_path, monk
 def test_failed_export_fallback_gives_no_cache_embeddings(tmp_path, monkeypatch, make_images):
     """Issue 10 item 1 as reported: the marker makes the export fail, torch carries on; the
     cached embeddings then equal a --no-cache run, on the next run as well."""
+    monkeypatch.setattr(onnx_store, "SHIPPED", "no-shipped-export")  # not the demo's own export
     monkeypatch.setenv("CLIPDESK_CACHE_DIR", str(tmp_path / "cache"))
     images = make_images(4)
     loaded = load_model("demo", None, "cpu")
