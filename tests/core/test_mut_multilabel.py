@@ -81,3 +81,12 @@ def test_quarters_of_an_odd_sized_picture_leave_out_the_middle_row_and_column():
     np.testing.assert_array_equal(crops[3], [[13, 14]])
     tall = [c.size for c in quarter_crops(Image.new("L", (1, 4)))]
     assert tall == [(1, 2)] * 4
+
+
+def test_a_single_label_is_always_the_best_one():
+    features, quarters = image([0.3], [[0.9], [0.0], [0.0], [0.0]])
+    weights = np.ones((1, 1), np.float32)
+    for scores in (global_local_scores(features, quarters, weights, 10.0, ["cat"]),
+                   relative_scores(features, weights, 10.0, ["cat"])):
+        np.testing.assert_array_equal(scores.probs, [[1.0]])
+        np.testing.assert_allclose(scores.cosines, [[0.3]], rtol=1e-6)
