@@ -62,7 +62,7 @@ def test_relative_scores_put_the_best_label_at_one_per_image():
     np.testing.assert_allclose(scores.probs, [[math.exp(-0.6), 1.0, math.exp(-0.4)],
                                               [math.exp(-1.2), math.exp(-1.2), 1.0]], rtol=1e-5)
     np.testing.assert_allclose(scores.cosines, features, rtol=1e-6)
-    assert scores.multi_label and scores.probs.dtype == np.float32
+    assert scores.multi_label and scores.probs.dtype == np.float32 and scores.labels == LABELS
 
 
 @pytest.mark.parametrize("quarters", [None, np.zeros((0, 4, 3), np.float32)])
