@@ -251,13 +251,26 @@ def test_nothing_to_undo_is_one_sentence(tmp_path):
 def test_the_journal_round_trips_names_that_are_not_utf8(tmp_path):
     name = os.fsdecode(b"caf\xe9.jpg")
     source = make(tmp_path / "src" / name, "the photo")
-    record = execute(plan_sort([(source, "cat")], tmp_path / "out"), "move")
+    fifo = tmp_path / "src" / "fifo.jpg"
+    os.mkfifo(fifo)
+    record = execute(plan_sort([(source, "cat"), (fifo, "cat")], tmp_path / "out"), "move")
     loaded = load_journal()
     assert loaded.mode == "move" and loaded.done == record.done
+    assert loaded.errors == record.errors == {str(fifo): f"{fifo}: fifo.jpg is not a regular file."}
     assert loaded.digests == record.digests and loaded.created_dirs == record.created_dirs
     target = tmp_path / "out" / "cat" / name
     assert loaded.digests[str(target)] == file_digest(target) == hashlib.blake2b(b"the photo").hexdigest()
     assert list(undo()) == [(target, source)] and source.read_text() == "the photo"
+
+
+def test_a_minimal_journal_reads_with_empty_defaults(tmp_path):
+    source, target = make(tmp_path / "a.jpg"), tmp_path / "out" / "a.jpg"
+    journal_path().parent.mkdir(parents=True, exist_ok=True)
+    journal_path().write_text(json.dumps({"mode": "copy", "done": [[str(source), str(target)]]}))
+    record = load_journal()
+    assert (record.mode, record.done) == ("copy", [(source, target)])
+    assert (record.errors, record.created_dirs, record.digests) == ({}, [], {})
+    assert SortRecord.from_json({"mode": "move"}).done == []
 
 
 @pytest.mark.parametrize("data", [[], {"mode": "link"}, {"mode": "copy", "digests": []}])
