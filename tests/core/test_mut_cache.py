@@ -135,3 +135,14 @@ def test_the_null_cache_remembers_nothing(tmp_path):
     info = cache.info()
     assert (info.images, info.texts, info.size_bytes) == ({}, {}, 0)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_cache_that_cannot_open_says_why_in_its_info(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = EmbeddingCache(blocker / "cache.sqlite3")
+    info = cache.info()
+    assert info.path == blocker / "cache.sqlite3" and info.size_bytes == 0
+    assert (info.images, info.texts) == ({}, {}) and info.note == cache.disabled != ""
+    cache.put_images("m", {"k": vector(1)})
+    assert cache.get_images("m", ["k"]) == {}
