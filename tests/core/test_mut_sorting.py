@@ -43,7 +43,7 @@ def test_folder_names_are_safe_short_and_never_empty():
     assert folder_name(' ..cat/dog?: "x"<y>|z*\x01.. ') == 'cat_dog__ _x__y__z__'
     assert folder_name("a" * 200) == "a" * 120
     assert folder_name("...") == "unnamed" and folder_name("") == "unnamed"
-    assert folder_name("v1.2") == "v1.2"
+    assert folder_name("v1.2") == "v1.2" and folder_name("X.catX") == "X.catX"
 
 
 def test_clashing_names_are_numbered_from_one_and_skip_existing_files(tmp_path):
@@ -82,12 +82,35 @@ def test_progress_counts_files_and_a_special_file_is_one_error(tmp_path):
     os.mkfifo(fifo)
     plan = plan_sort([(good[0], "x"), (fifo, "x"), (good[1], "x")], tmp_path / "out")
     seen = []
+    starts = []
     record = run_job(execute_job(plan, "copy"),
-                     lambda p: seen.append((p.done, p.total, p.message, p.unit)))
+                     lambda p: (seen.append((p.done, p.total, p.message, p.unit)), starts.append(p.started)))
+    assert len(set(starts)) == 1  # one start time for the whole run: the ETA counts from it
     assert seen == [(i, 3, "Sorting (copy)", "file") for i in range(4)]
     assert record.errors == {str(fifo): f"{fifo}: fifo.jpg is not a regular file."}
     assert [t.name for _, t in record.done] == ["a.jpg", "b.jpg"]
     assert record.digests == {str(t): hashlib.blake2b(s.read_bytes()).hexdigest() for s, t in record.done}
+
+
+def test_copy_is_the_default_and_a_failed_file_leaves_its_planned_name_unused(tmp_path):
+    fifo = tmp_path / "src0" / "photo.jpg"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    good = make(tmp_path / "src1" / "photo.jpg")
+    plan = plan_sort([(fifo, "cat"), (good, "cat")], tmp_path / "out")
+    record = execute(plan)
+    assert good.exists() and [t.name for _, t in record.done] == ["photo (1).jpg"]  # as planned
+    assert [t.name for _, t in run_job(execute_job(plan_sort([(good, "dog")], tmp_path / "out"))).done] == [
+        "photo.jpg"] and good.exists()
+
+
+def test_a_raw_twins_name_is_not_given_to_another_file(tmp_path):
+    jpeg = make(tmp_path / "src1" / "IMG_1.JPG")
+    make(tmp_path / "src1" / "IMG_1.CR3")
+    other_raw = make(tmp_path / "src2" / "IMG_1.CR3", "another camera")
+    plan = plan_sort([(jpeg, "cat"), (other_raw, "cat")], tmp_path / "out")
+    targets = [t.name for _, t in plan.moves]
+    assert targets == ["IMG_1.JPG", "IMG_1.CR3", "IMG_1 (1).CR3"]
 
 
 def test_an_unknown_mode_is_refused_before_anything_happens(tmp_path):
