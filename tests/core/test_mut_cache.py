@@ -126,6 +126,9 @@ def test_clear_empties_the_cache_but_keeps_it_working(tmp_path):
     cache.put_images("m", {"k": vector(3)})
     np.testing.assert_array_equal(cache.get_images("m", ["k"])["k"], vector(3))
     cache.close()
+    reopened = EmbeddingCache(tmp_path / "cache.sqlite3")  # what was put after clear is on disk
+    np.testing.assert_array_equal(reopened.get_images("m", ["k"])["k"], vector(3))
+    reopened.close()
 
 
 def test_the_null_cache_remembers_nothing(tmp_path):
