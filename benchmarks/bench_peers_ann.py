@@ -102,7 +102,8 @@ kw = {} if budget == "default" else {"max_index_memory_usage": budget}
 t = time.perf_counter()
 _, infos = build_index(x, save_on_disk=True, index_path=out, index_infos_path=out + ".json",
                        metric_type="ip", nb_cores=2, verbose=30, **kw)
-print(json.dumps({"seconds": time.perf_counter() - t, "key": infos.get("index_key", "?")}))
+print(json.dumps({"seconds": time.perf_counter() - t, "key": infos.get("index_key", "?"),
+                  "param": infos.get("index_param", "")}))
 """
 
 
@@ -111,15 +112,21 @@ def autofaiss_python() -> Path:
     if not python.is_file():
         print(f"  installing autofaiss into {AUTOFAISS_VENV} (once)", file=sys.stderr)
         venv.EnvBuilder(with_pip=True, clear=True).create(AUTOFAISS_VENV)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "autofaiss", "faiss-cpu"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "autofaiss", "faiss-cpu==1.8.0", "pyarrow<16"],
+                       check=True)  # autofaiss pins numpy < 2 (pyarrow too, then) and calls OPQMatrix(M=) as faiss <= 1.8 spells it
     return python
 
 
 def build_autofaiss(npy: Path, out: Path, budget: str) -> tuple[faiss.Index, float, int, str]:
     done = subprocess.run([str(autofaiss_python()), "-c", AUTOFAISS_SCRIPT, str(npy), str(out), budget],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"autofaiss failed:\n{done.stderr[-3000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    return faiss.read_index(str(out)), info["seconds"], out.stat().st_size, info["key"]
+    index = faiss.read_index(str(out))
+    if info["param"]:  # the search parameters autofaiss tuned are not in the file: set them
+        faiss.ParameterSpace().set_index_parameters(index, info["param"])
+    return index, info["seconds"], out.stat().st_size, f"{info['key']} {info['param']}"
 
 
 def faiss_searcher(index: faiss.Index):
