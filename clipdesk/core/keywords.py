@@ -32,10 +32,10 @@ from pathlib import Path
 
 from .atomic import atomic_path, write_json_atomic
 from .decoders import is_raw
+from .digest import file_digest
 from .errors import ClipdeskError
 from .jobs import CancelToken, Job, Progress, check
 from .paths import config_dir, data_dir
-from .sorting import file_digest
 
 NAMESPACE = "http://ns.clipdesk.org/xmp/1.0/"
 JOURNAL_FILE = "last_keywords.json"
