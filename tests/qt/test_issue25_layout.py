@@ -4,6 +4,11 @@ checks are on the widgets' geometry."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from layout_checks import layout_problems
 from PySide6.QtWidgets import QToolButton
@@ -27,6 +32,8 @@ def test_window_reflows_without_overlap(qtbot, open_window, make_images, size):
     qtbot.waitUntil(lambda: window.details.title.text() != "")
     _settle(qtbot, window, *size)
     assert window.size().toTuple() == size  # the minimum sizes let the window be that small
+    if os.environ.get("QT_SCALE_FACTOR"):  # the 200 % run below: really drawn at twice the pixels
+        assert window.devicePixelRatio() == float(os.environ["QT_SCALE_FACTOR"])
     assert layout_problems(window) == []
     # the toolbar shows everything: no "››" overflow hiding the label filter
     extension = window.findChild(QToolButton, "qt_toolbar_ext_button")
@@ -46,3 +53,15 @@ def test_window_reflows_without_overlap(qtbot, open_window, make_images, size):
     details = window.details
     assert details.title.geometry().top() >= details.preview.geometry().bottom()
     assert details.similar.geometry().top() >= details.bars.geometry().bottom()
+
+
+def test_window_reflows_at_200_percent_scaling():
+    """The same checks with Qt scaling everything by 2 (a 4K laptop at 200 %): Qt reads the scale
+    factor once per process, so the test above runs again in a process of its own."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "QT_SCALE_FACTOR": "2", "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+                          f"{Path(__file__)}::test_window_reflows_without_overlap"],
+                         capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "2 passed" in run.stdout
