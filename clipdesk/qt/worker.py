@@ -99,6 +99,7 @@ class ModelWorker(QThread):
         self._running: list[Task] = []  # the running task, and under it a job an urgent one paused
         self._pending: list[Task] = []
         self._urgent: deque[Task] = deque()
+        self._closed = False  # after shutdown(): nothing restarts the thread
 
     def submit(self, name: str, factory: Callable[[Any, CancelToken], Any],
                connect: Callable[[Task], None] | None = None, cancellable: bool = True,
@@ -111,6 +112,9 @@ class ModelWorker(QThread):
         task = Task(name, factory, cancellable=cancellable)
         if connect is not None:
             connect(task)
+        if self._closed:  # a late timer after the window closed: restarting the thread would leave
+            task.cancel()  # it running when the window is deleted, and that aborts the process
+            return task
         _keep_alive(task)
         self._pending.append(task)
         if urgent:
@@ -171,6 +175,7 @@ class ModelWorker(QThread):
         destroyed while running aborts the process. Jobs check their token between batches, so
         this is one batch (or the rest of a load) at most.
         """
+        self._closed = True
         for task in self.tasks():
             task.cancel()
         self._queue.put(None)
