@@ -52,6 +52,9 @@ class KeywordDialog(QDialog):
                        "edits in existing sidecars are kept; Edit › Undo restores them exactly.")
         intro.setWordWrap(True)
         form.addRow(intro)
+        # a wrapped label inside a form layout gets one line's height unless its width is known
+        self.setMinimumWidth(560)
+        intro.setMinimumHeight(intro.heightForWidth(540))
         self.hierarchy = QLineEdit(settings.get("xmp_hierarchy", "clipdesk"))
         self.hierarchy.setPlaceholderText("empty: flat keywords only")
         form.addRow("Keywords under:", self.hierarchy)
