@@ -79,6 +79,7 @@ class KeywordsController:
     def __init__(self, window) -> None:
         self.window = window
         self.task: Task | None = None
+        self.export_task: Task | None = None
         self.dialog: KeywordDialog | None = None
 
     def assignments(self) -> list[tuple[Path, list[tuple[str, float]]]]:
@@ -145,17 +146,23 @@ class KeywordsController:
         if path:
             self.export_dataset_to(Path(path if path.endswith(".parquet") else path + ".parquet"))
 
-    def export_dataset_to(self, path: Path) -> None:
+    def export_dataset_to(self, path: Path) -> Task:
+        """Reading every image's bytes takes a while for a large library: on the pool, not the
+        GUI thread; the rows and vectors are taken now, so later edits do not change the file."""
         from clipdesk.core.dataset import export_parquet
         from clipdesk.core.export import result_rows
 
         session = self.window.session
         paths, vectors = session.features()
         embeddings = {str(p): vectors[i] for i, p in enumerate(paths)}
-        try:
-            count = export_parquet(result_rows(session), session.score_labels, path, embeddings)
-        except (ClipdeskError, OSError) as error:
-            self.window.show_message(str(error), 8000)
-            return
-        self.window.show_message(f"Exported {count} images to {path} (load it with datasets.Dataset.from_parquet).",
-                                 10000)
+        rows, labels = result_rows(session), list(session.score_labels)
+
+        def connect(task: Task) -> None:
+            task.signals.finished.connect(lambda count: self.window.show_message(
+                f"Exported {count} images to {path} (load it with datasets.Dataset.from_parquet).", 10000))
+            task.signals.errored.connect(lambda error: self.window.show_message(str(error), 8000))
+
+        self.window.show_message(f"Exporting the dataset to {path}…")
+        self.export_task = run_in_pool("dataset", lambda _c, _t: export_parquet(rows, labels, path, embeddings),
+                                       connect=connect)
+        return self.export_task

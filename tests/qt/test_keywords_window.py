@@ -66,7 +66,7 @@ def test_export_dataset_from_the_window(qtbot, open_window, make_images, tmp_pat
     wait_idle(qtbot, window, 3)
     target = tmp_path / "set.parquet"
     window.keywords.export_dataset_to(target)
-    assert "Exported 3 images" in window.status_label.text()
+    qtbot.waitUntil(lambda: "Exported 3 images" in window.status_label.text(), timeout=20000)
     loaded = datasets.Dataset.from_parquet(str(target))
     for record in loaded:
         row = window.session.row_of(record["path"])
