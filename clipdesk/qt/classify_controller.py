@@ -4,8 +4,8 @@ scores are re-scored, and Cancel pauses the scheduler.
 A chunk is sized to about CHUNK_SECONDS at the measured rate, so images added meanwhile join soon
 while the per-task overhead stays small. A label edit never waits for the chunk or restarts it
 (issue 21): the running chunk scores its next batches with the new labels (a `LabelBox`), and the
-images done so far are re-scored at once by an urgent task, which the model worker runs between
-two of the chunk's batches; only the rows neither of them covered are re-scored after it. Cancel
+images done so far are re-scored at once by an urgent task, which the model worker runs beside
+the chunk's running batch; only the rows neither of them covered are re-scored after it. Cancel
 (Esc, the button) stops the running chunk within one batch and nothing queued starts after it,
 until File › Classify pending images resumes.
 
@@ -194,7 +194,8 @@ class ClassifyController(QObject):
             task.signals.finished.connect(lambda result: self._done(task, paths, result))
             task.signals.errored.connect(lambda error: self._done(task, paths, None, error))
 
-        self.task = self.window.worker.submit("classify", factory, connect=connect)
+        # A label typed meanwhile is re-scored beside the chunk, not after its current batch.
+        self.task = self.window.worker.submit("classify", factory, connect=connect, hosts_urgent=not regions)
         self.live = live
 
     def _progress(self, task: Task, progress, signature: tuple) -> None:

@@ -6,8 +6,12 @@ the GUI thread. Cancelling sets the job's `CancelToken`, which the job checks be
 
 - `ModelWorker` is the single thread that owns the model: every load, encode and search is a
   task in its FIFO queue, so one model is never used by two jobs at once. An `urgent` task (a
-  re-score after a label edit) runs between two batches of the running job, in the same thread,
-  instead of after it: the running classification goes on, it is never restarted.
+  re-score after a label edit) does not wait for the running job: beside a job that allows it
+  (a classification chunk, `hosts_urgent`) it starts at once on a side thread, since it only
+  reads the model (a text encoding and a matrix product) and a batch of a large model can take
+  seconds; beside any other job it runs between two of its batches. Either way the running
+  classification goes on, it is never restarted, and the next queued task starts only after
+  the urgent ones ended (a backend switch never lands under a re-score).
 - `run_in_pool` runs model-free jobs (thumbnails, file copies, dataset scans) on a QThreadPool.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +52,8 @@ class Task:
     signals: WorkerSignals = field(default_factory=WorkerSignals)
     id: int = field(default_factory=lambda: next(_ids))
     cancellable: bool = True
-    ran: bool = False  # an urgent task is queued twice (see ModelWorker.submit) and runs once
+    hosts_urgent: bool = False  # urgent tasks may run beside it (they only read the model)
+    ran: bool = False  # an urgent task is queued twice or thrice (ModelWorker.submit): runs once
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -99,17 +105,21 @@ class ModelWorker(QThread):
         self._running: list[Task] = []  # the running task, and under it a job an urgent one paused
         self._pending: list[Task] = []
         self._urgent: deque[Task] = deque()
+        self._claim_lock = threading.Lock()  # the worker thread and the side thread both take urgent tasks
+        self._side = QThreadPool(self)  # urgent tasks beside a running job that hosts them
+        self._side.setMaxThreadCount(1)
         self._closed = False  # after shutdown(): nothing restarts the thread
 
     def submit(self, name: str, factory: Callable[[Any, CancelToken], Any],
                connect: Callable[[Task], None] | None = None, cancellable: bool = True,
-               urgent: bool = False) -> Task:
+               urgent: bool = False, hosts_urgent: bool = False) -> Task:
         """Queue a task; `connect(task)` wires its signals before the thread can emit them.
 
-        An urgent task runs at the running job's next batch boundary (or next, when idle): it
-        must be short and must not need the running job's result.
+        An urgent task runs at once beside a running job with `hosts_urgent`, else at the running
+        job's next batch boundary (or next, when idle): it must be short, must only read the
+        model, and must not need the running job's result.
         """
-        task = Task(name, factory, cancellable=cancellable)
+        task = Task(name, factory, cancellable=cancellable, hosts_urgent=hosts_urgent)
         if connect is not None:
             connect(task)
         if self._closed:  # a late timer after the window closed: restarting the thread would leave
@@ -119,6 +129,9 @@ class ModelWorker(QThread):
         self._pending.append(task)
         if urgent:
             self._urgent.append(task)
+            running = self.current
+            if running is not None and running.hosts_urgent:
+                self._side.start(_SideRunnable(self, task))
         self._queue.put(task)  # an urgent one too: it wakes an idle thread
         if not self.isRunning():
             self.start()
@@ -145,13 +158,23 @@ class ModelWorker(QThread):
             if task is None:
                 return
             self._run_urgent()
+            self._side.waitForDone()  # the next task may swap the model an urgent one reads
             if task.ran:
                 continue
             self._drive(task, self._run_urgent)
             self.busy_changed.emit(not self._queue.empty())
 
+    def claim(self, task: Task) -> bool:
+        """True for the one caller that may run `task` (urgent tasks are offered to two threads)."""
+        with self._claim_lock:
+            if task.ran:
+                return False
+            task.ran = True
+            return True
+
     def _drive(self, task: Task, between: Callable[[], None] | None) -> None:
-        task.ran = True
+        if not self.claim(task):
+            return
         if task in self._pending:
             self._pending.remove(task)
         self._running.append(task)
@@ -164,9 +187,15 @@ class ModelWorker(QThread):
     def _run_urgent(self) -> None:
         """The urgent tasks queued so far, oldest first (each once; none inside another)."""
         while self._urgent:
-            task = self._urgent.popleft()
-            if not task.ran:
-                self._drive(task, None)
+            self._drive(self._urgent.popleft(), None)
+
+    def run_beside(self, task: Task) -> None:
+        """An urgent task on the side thread, while the running job goes on (see submit)."""
+        if not self.claim(task):
+            return
+        if task in self._pending:
+            self._pending.remove(task)
+        drive(task, self)
 
     def shutdown(self) -> bool:
         """Cancel everything, finish the current batch, end the thread (used when the window closes).
@@ -179,9 +208,20 @@ class ModelWorker(QThread):
         for task in self.tasks():
             task.cancel()
         self._queue.put(None)
+        self._side.waitForDone()
         if not self.isRunning():
             return True
         return self.wait()
+
+
+class _SideRunnable(QRunnable):
+    def __init__(self, worker: ModelWorker, task: Task) -> None:
+        super().__init__()
+        self.worker, self.task = worker, task
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        self.worker.run_beside(self.task)
 
 
 class _PoolRunnable(QRunnable):
