@@ -78,6 +78,7 @@ class OnnxEncoder:
         self._lock = threading.Lock()
         self._loader: ThreadPoolExecutor | None = None
         self._fallback: TorchEncoder | None = None
+        self._text_torch: TorchEncoder | None = None  # labels while the text session is closed
         self.background = background
         self.note = ""  # one line for a status bar, e.g. while a background export runs
         self._pending, self._polled, self._process, self._export_due = False, 0.0, None, False
@@ -230,7 +231,9 @@ class OnnxEncoder:
         features = None
         if self._pending:
             self._poll_pending()
-        if self._fallback is None:
+        if self._fallback is None and tower == "textual" and self._text_by_torch():
+            features = self._torch_text(array)
+        elif self._fallback is None:
             try:
                 features = self._session_run(self._future(tower).result(), tower, array)
             except Exception as error:  # noqa: BLE001 - a runtime failure ends in torch, not a crash
@@ -256,6 +259,25 @@ class OnnxEncoder:
         step = RUN_SLICE[tower]
         parts = [session.run(None, {"input": array[i : i + step]})[0] for i in range(0, len(array), step)]
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    def _text_by_torch(self) -> bool:
+        """Labels while the text session is closed — dropped for the image session's memory
+        (`warm_up_images`), or never opened since the background export landed: the torch model,
+        already in memory, encodes a few labels in tens of milliseconds, where opening the session
+        takes a second or more on a busy CPU (issue 21's 3 s re-score). fp32 only: its text
+        vectors equal torch's to ~1e-6; a torch-free start (no model in memory) opens the session."""
+        if self.precision != "fp32" or not getattr(self.loaded, "materialised", True):
+            return False
+        with self._lock:
+            future = self._sessions.get("textual")
+        return future is None or not future.done()
+
+    def _torch_text(self, array: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self._text_torch is None:
+            self._text_torch = TorchEncoder(self.loaded)
+        return self._text_torch.encode_text(torch.from_numpy(array), normalize=False).numpy()
 
     def _fall_back(self, error: Exception) -> None:
         note_fallback(f"ONNX Runtime failed ({first_line(error)})")
