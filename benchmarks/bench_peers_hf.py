@@ -52,7 +52,14 @@ def ensure_images(count: int) -> list[Path]:
     return paths
 
 
-def ensure_hf_site() -> None:
+def ensure_hf_site(installed: bool) -> None:
+    """transformers for the pipeline leg: pinned in HF_SITE, or (`--installed-transformers`, on a
+    machine that has it and cannot reach PyPI) the one already importable."""
+    if installed:
+        import transformers
+
+        print(f"# transformers {transformers.__version__} as installed (not the pinned {HF_PACKAGES[0]})")
+        return
     if not (HF_SITE / "transformers").is_dir():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(HF_SITE),
                         *HF_PACKAGES], check=True)
@@ -183,6 +190,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--leg", choices=["clipdesk", "hf"])
+    parser.add_argument("--installed-transformers", action="store_true",
+                        help="use the transformers already importable instead of installing the pin")
     args = parser.parse_args()
     paths = [str(p) for p in ensure_images(args.images)]
     if args.leg:
@@ -190,16 +199,18 @@ def main() -> None:
         out["rss"] = peak_rss_mb()
         print(json.dumps(out))
         return
-    ensure_hf_site()
+    ensure_hf_site(args.installed_transformers)
     if not (HF_MODEL / "config.json").is_file():
         sys.path.insert(0, str(HF_SITE))
         import clipdesk
 
         export_hf_model(clipdesk.load("ViT-B-32", pretrained="none", backend="torch").engine.loaded.model)
     probs: dict = {}
+    load_before = os.getloadavg()[0]
     results = interleave({"hf pipeline": lambda: run_leg("hf", args.images, probs),
                           "clipdesk": lambda: run_leg("clipdesk", args.images, probs)}, rounds=args.rounds)
-    print(f"# {args.images} JPEGs 640×480, {len(LABELS)} labels, seeded ViT-B-32 in both (converted)\n")
+    print(f"# {args.images} JPEGs 640×480, {len(LABELS)} labels, seeded ViT-B-32 in both (converted); "
+          f"{os.cpu_count()} CPUs, load average before {load_before:.1f}, after {os.getloadavg()[0]:.1f}\n")
     for key, unit in (("images/s", "img/s"), ("load s", "s"), ("peak MB", "MB")):
         print(results.table(base="hf pipeline", key=key, unit=unit), "\n")
     import numpy as np
