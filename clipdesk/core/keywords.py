@@ -136,15 +136,15 @@ def merge_keywords(packet: bytes, labels: Sequence[tuple[str, float]], hierarchy
     users = [k for k in subjects if k not in ours_before]
     stale = {k for k in subjects if k in ours_before and k not in names}
     doc.update(SUBJECT, stale, [n for n in names if n not in subjects])
-    doc.replace(OURS, [n for n in names if n not in users])
-    doc.replace(SCORES, [f"{clean_text(name)}={score:.4f}" for name, score in labels], kind="Seq")
     if hierarchy:
         lists = [(HIERARCHY, "|")] + ([(DIGIKAM, "/")] if doc.kind(DIGIKAM) else [])
         for prop, sep in lists:
             existing = doc.items(prop)
             wanted = [f"{hierarchy}{sep}{n}" for n in names]
-            stale = {k for k in existing if k.startswith(hierarchy + sep) and k not in wanted}
-            doc.update(prop, stale, [w for w in wanted if w not in existing])
+            old = {k for k in existing if k.startswith(hierarchy + sep) and k not in wanted}
+            doc.update(prop, old, [w for w in wanted if w not in existing])
+    doc.replace(OURS, [n for n in names if n not in users])
+    doc.replace(SCORES, [f"{clean_text(name)}={score:.4f}" for name, score in labels], kind="Seq")
     return doc.result()
 
 
