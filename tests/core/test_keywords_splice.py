@@ -107,6 +107,9 @@ def test_an_existing_seq_stays_a_seq_and_a_present_keyword_is_not_repeated(tmp_p
     later = merge_keywords(out, [("dog", 0.8)], "clipdesk")
     assert lists(later, "dc:subject") == [("Seq", ["cat", "dog"])]
     assert lists(later, "lr:hierarchicalSubject") == [("Seq", ["clipdesk|dog"])]  # clipdesk's branch
+    # its old item went with its line, the new one took the same place: nothing else moved
+    assert cut(later, CLIPDESK, rb"\n     <rdf:li>dog</rdf:li>", rb' xmlns:clipdesk="[^"]+"').replace(
+        b"clipdesk|dog", b"clipdesk|cat") == original
 
 
 def test_empty_lists_one_line_files_and_self_closing_descriptions(tmp_path):
@@ -120,12 +123,13 @@ def test_empty_lists_one_line_files_and_self_closing_descriptions(tmp_path):
         b"<rdf:Bag><rdf:li>cat</rdf:li></rdf:Bag>", b"<rdf:Bag/>") == empty_bag
 
     closed = (RDF_OPEN + '  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
-              '   xmp:Rating="5"/>\n' + RDF_CLOSE).encode()
+              '   xmp:Rating="5" xmp:Label="5 > 4"/>\n' + RDF_CLOSE).encode()  # a '>' in a value
     out = merge_keywords(closed, [("cat", 0.9)], "clipdesk")
     assert lists(out, "dc:subject") == [("Bag", ["cat"])]
     opened = re.sub(rb">(\n   <dc:subject>.*)\n  </rdf:Description>", b"/>", out, flags=re.DOTALL)
     assert cut(opened, rb'( xmlns:(dc|lr|clipdesk)="[^"]+"){3}(?=\n   xmp:Rating)') == closed
-    assert exiv2_read(out, tmp_path)["Xmp.xmp.Rating"] == "5"
+    data = exiv2_read(out, tmp_path)
+    assert data["Xmp.xmp.Rating"] == "5" and data["Xmp.xmp.Label"] == "5 > 4"
 
 
 def test_unusual_prefixes_and_text_that_needs_escaping(tmp_path):
