@@ -135,13 +135,13 @@ def test_empty_lists_one_line_files_and_self_closing_descriptions(tmp_path):
 def test_unusual_prefixes_and_text_that_needs_escaping(tmp_path):
     original = (RDF_OPEN + '  <rdf:Description rdf:about="" xmlns:purl="http://purl.org/dc/elements/1.1/"\n'
                 '    xmlns:lr="http://example.com/not-lightroom/" lr:mood="calm">\n'
-                '   <purl:subject><rdf:Bag><rdf:li>a &amp; b</rdf:li></rdf:Bag></purl:subject>\n'
+                '   <purl:subject><rdf:Bag><rdf:li>a &amp; bä</rdf:li></rdf:Bag></purl:subject>\n'
                 '  </rdf:Description>\n' + RDF_CLOSE).encode()
-    out = merge_keywords(original, [("Tom & Jerry <3", 0.9)], "clipdesk")
+    out = merge_keywords(original, [("Tom & Jerry <3", 0.9), ("café 猫", 0.1)], "clipdesk")  # offsets in bytes
     assert b"<purl:li>" not in out and b"<dc:" not in out  # the file's own prefix for dc is used
     assert b'xmlns:lr1="http://ns.adobe.com/lightroom/1.0/"' in out  # "lr" means something else here
-    assert lists(out, "dc:subject") == [("Bag", ["a & b", "Tom & Jerry <3"])]
-    assert lists(out, "lr:hierarchicalSubject") == [("Bag", ["clipdesk|Tom & Jerry <3"])]  # by URI
+    assert lists(out, "dc:subject") == [("Bag", ["a & bä", "Tom & Jerry <3", "café 猫"])]
+    assert lists(out, "lr:hierarchicalSubject") == [("Bag", ["clipdesk|Tom & Jerry <3", "clipdesk|café 猫"])]
     assert ET.fromstring(out).find(f"{RDF}RDF/{RDF}Description").get("{http://example.com/not-lightroom/}mood") \
         == "calm"
     # not read with exiv2: its namespace registry is global to the process, and a file binding "lr"
