@@ -266,6 +266,29 @@ def test_sidecars_for_jpeg_heic_and_dng(tmp_path):
     assert np.asarray(Image.open(jpeg)).tolist() == pixels  # metadata only: the pixels are the same
 
 
+def test_embedding_merges_into_the_images_own_packet(tmp_path):
+    import pyexiv2
+
+    image = tmp_path / "a.webp"
+    Image.new("RGB", (8, 8), "green").save(image)
+    handle = pyexiv2.Image(str(image))  # a packet another tool embedded: a rating and a keyword
+    handle.modify_raw_xmp(HAND_EDITED_SIDECAR.split("\n", 1)[1])
+    handle.close()
+    digest = sha256(image)
+    record = write([(image, [("cat", 0.9), ("lamp", 0.4)])], embed=True)
+    assert record.notes == [] and not (tmp_path / "a.webp.xmp").exists()
+    xmp = Image.open(image).info["xmp"]  # Pillow's own WebP reader
+    assert kinds(xmp, "dc:subject") == ["Bag"] and kinds(xmp, "digiKam:TagsList") == ["Seq"]
+    root = ET.fromstring(xmp)
+    assert [li.text for li in root.iter(f"{{{NS['rdf']}}}li") if li.text and "|" in li.text] == [
+        "places|beach", "clipdesk|cat", "clipdesk|lamp"]
+    data = exiv2_read(image)
+    assert data["Xmp.dc.subject"] == ["holiday", "cat", "lamp"] and data["Xmp.xmp.Rating"] == "4"
+    assert data["Xmp.darktable.history[2]/darktable:operation"] == "colorin"
+    undo_keywords()
+    assert sha256(image) == digest
+
+
 def test_sidecar_naming_keeps_the_extension_case_or_replaces_it(tmp_path):
     image = tmp_path / "IMG_0042.JPG"
     Image.new("RGB", (8, 8)).save(image)
