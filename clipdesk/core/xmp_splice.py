@@ -62,6 +62,12 @@ class _Node:
         return self.uri == uri and self.name == name
 
 
+def _text(value: str) -> str:
+    """Element content: markup escaped, a carriage return as a reference (a parser would read a
+    literal one as a line feed)."""
+    return escape(value, {"\r": "&#13;"})
+
+
 def clean_text(value: str) -> str:
     """`value` without the characters XML 1.0 cannot carry (control characters)."""
     return _NOT_XML.sub("", value)
@@ -189,7 +195,7 @@ class XmpDocument:
         rdf = _rdf_prefix(scope)
         lines = [(0, f"<{qname}>")]
         if values:
-            lines += [(1, f"<{rdf}{kind}>")] + [(2, f"<{rdf}li>{escape(v)}</{rdf}li>") for v in values]
+            lines += [(1, f"<{rdf}{kind}>")] + [(2, f"<{rdf}li>{_text(v)}</{rdf}li>") for v in values]
             lines += [(1, f"</{rdf}{kind}>")]
         else:
             lines.append((1, f"<{rdf}{kind}/>"))
@@ -207,10 +213,10 @@ class XmpDocument:
             space = self.data[_space_before(self.data, last.start):last.start].decode("utf-8")
             qname = last.qname
             self._edits.append((last.end, last.end,
-                                "".join(f"{space}<{qname}>{escape(v)}</{qname}>" for v in values)))
+                                "".join(f"{space}<{qname}>{_text(v)}</{qname}>" for v in values)))
             return
         indent = self._slot_indent(container)
-        items = [f"<{rdf}li>{escape(v)}</{rdf}li>" for v in values]
+        items = [f"<{rdf}li>{_text(v)}</{rdf}li>" for v in values]
         self._append_child(container, (self.newline + indent).join(items) if indent is not None
                            else "".join(items), indent)
 

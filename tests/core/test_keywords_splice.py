@@ -173,3 +173,11 @@ def test_a_sidecar_clipdesk_cannot_edit_is_left_alone_with_one_note(tmp_path, ki
     assert record.written == [] and len(record.notes) == 1
     assert "could not be read as XMP" in record.notes[0] and REASONS[kind] in record.notes[0]
     assert "\n" not in record.notes[0]  # one sentence, no traceback
+
+
+def test_labels_with_control_characters_still_make_well_formed_xmp(tmp_path):
+    empty = (RDF_OPEN + '  <rdf:Description rdf:about=""/>\n' + RDF_CLOSE).encode()
+    out = merge_keywords(empty, [("two\r\nlines", 0.5), ("nul\x00byte", 0.2)], "")
+    # XML cannot carry NUL: it is dropped; a CR survives as a reference (a literal one reads as LF)
+    assert lists(out, "dc:subject") == [("Bag", ["two\r\nlines", "nulbyte"])]
+    assert exiv2_read(out, tmp_path)["Xmp.dc.subject"] == ["two\r\nlines", "nulbyte"]
