@@ -1,20 +1,26 @@
 """Predicted labels as XMP keywords, where photo tools look for them (digiKam, Lightroom,
 darktable, Apple/Google Photos importers), with an undo journal.
 
-Written through exiv2 (the `pyexiv2` package, the `keywords` extra): it is the library digiKam
-and darktable themselves use, and it ships as a wheel with no system library to install
-(python-xmp-toolkit needs Exempi from the OS). By default every image gets a sidecar, never a
-rewritten image: `IMG_0042.jpg.xmp` (`naming="append"`: digiKam and darktable, which keep the
-extension's case, `IMG_0042.JPG.xmp`) or `IMG_0042.xmp` (`naming="replace"`: Lightroom, Capture
-One). `embed=True` writes into JPEG/PNG/WebP files instead; RAW and HEIC files always get a sidecar.
+By default every image gets a sidecar, never a rewritten image: `IMG_0042.jpg.xmp`
+(`naming="append"`: digiKam and darktable, which keep the extension's case, `IMG_0042.JPG.xmp`) or
+`IMG_0042.xmp` (`naming="replace"`: Lightroom, Capture One). `embed=True` writes into JPEG/PNG/WebP
+files instead; RAW and HEIC files always get a sidecar.
 
 Per image clipdesk writes each label as a flat keyword (`dc:subject`), as a hierarchical one under
-`hierarchy` (`lr:hierarchicalSubject` "clipdesk|cat", digiKam's `TagsList` "clipdesk/cat"), and its
-scores in its own namespace. What other tools wrote stays: exiv2 re-serialises the packet (layout
-may change, as when digiKam saves it) but every other property keeps its value, which the tests
-check property by property. Re-running replaces only the keywords clipdesk added the last time
-(remembered in `clipdesk:Keywords`), never one the user typed. A sidecar exiv2 cannot parse is left
-alone with one note.
+`hierarchy` (`lr:hierarchicalSubject` "clipdesk|cat"; digiKam's `TagsList` "clipdesk/cat" where the
+sidecar has one, since digiKam reads it before lr's), and its scores in its own namespace. New
+lists are `rdf:Bag`s, as the XMP specification and these tools write them.
+
+A sidecar that exists is merged by splicing text (`xmp_splice`): only those lists and clipdesk's
+own properties change, every other byte of the file stays as the other tool wrote it. A library
+that re-serialises the packet (exiv2, the XMP Toolkit) would keep values but not bytes, and exiv2
+writes every list as an `rdf:Seq`. Re-running replaces only the keywords clipdesk added the last
+time (remembered in `clipdesk:Keywords`), never one the user typed. A sidecar that is not XMP
+clipdesk can edit is left alone with one note.
+
+Embedding goes through exiv2 (`pyexiv2`, the `keywords` extra: the library digiKam and darktable
+use, a wheel with no system library): the image's packet is spliced the same way and handed to
+exiv2 whole (`modify_raw_xmp`), so its lists stay Bags; exiv2 lays out the packet in the image.
 
 Undo restores each file exactly (byte for byte, from a backup taken before the write) but only if
 the file is still what clipdesk wrote: a sidecar edited since stays as it is.
@@ -36,22 +42,31 @@ from .digest import file_digest
 from .errors import ClipdeskError
 from .jobs import CancelToken, Job, Progress, check
 from .paths import config_dir, data_dir
+from .xmp_splice import Prop, XmpDocument, XmpSyntaxError, clean_text
 
 NAMESPACE = "http://ns.clipdesk.org/xmp/1.0/"
 JOURNAL_FILE = "last_keywords.json"
 EMBEDDABLE = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # a sidecar is a few KB; anything this big is not one
+# A new sidecar: the packet the keyword lists are spliced into (its namespaces declared up front,
+# laid out as exiv2 lays out the sidecars digiKam and darktable write).
 EMPTY_PACKET = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
     ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-    '  <rdf:Description rdf:about=""/>\n'
+    '  <rdf:Description rdf:about=""\n'
+    '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
+    '    xmlns:lr="http://ns.adobe.com/lightroom/1.0/"\n'
+    f'    xmlns:clipdesk="{NAMESPACE}">\n'
+    '  </rdf:Description>\n'
     ' </rdf:RDF>\n'
     '</x:xmpmeta>\n'
     '<?xpacket end="w"?>\n'
 )
-SUBJECT, HIERARCHY, DIGIKAM = "Xmp.dc.subject", "Xmp.lr.hierarchicalSubject", "Xmp.digiKam.TagsList"
-OURS, SCORES = "Xmp.clipdesk.Keywords", "Xmp.clipdesk.Scores"
+SUBJECT = Prop("http://purl.org/dc/elements/1.1/", "subject", "dc")
+HIERARCHY = Prop("http://ns.adobe.com/lightroom/1.0/", "hierarchicalSubject", "lr")
+DIGIKAM = Prop("http://www.digikam.org/ns/1.0/", "TagsList", "digiKam")
+OURS, SCORES = Prop(NAMESPACE, "Keywords", "clipdesk"), Prop(NAMESPACE, "Scores", "clipdesk")
 
 
 class KeywordError(ClipdeskError):
@@ -100,36 +115,37 @@ def target_for(image: Path, options: KeywordOptions) -> Path:
 
 
 def _exiv2():
-    """pyexiv2, imported on first use: the keyword feature is an optional extra."""
+    """pyexiv2, imported on first use: embedding is an optional extra (sidecars need nothing)."""
     try:
         import pyexiv2
     except ImportError as error:
-        raise KeywordError("Writing keywords needs pyexiv2: pip install 'clipdesk[keywords]'.") from error
+        raise KeywordError("Embedding keywords in images needs pyexiv2: pip install 'clipdesk[keywords]'.") from error
     pyexiv2.registerNs(NAMESPACE, "clipdesk")
     pyexiv2.set_log_level(4)  # exiv2's own warnings would go to stderr; errors still raise
     return pyexiv2
 
 
-def merged_keywords(existing: dict, labels: Sequence[tuple[str, float]], hierarchy: str) -> dict:
-    """The new values of the keyword properties: the user's keywords kept in their order, the
-    keywords clipdesk wrote last time replaced by these labels (pure, so tests can read it)."""
-    ours_before = set(_as_list(existing.get(OURS)))
-    names = [name for name, _ in labels]
-    flat = [k for k in _as_list(existing.get(SUBJECT)) if k not in ours_before]
-    added = [n for n in names if n not in flat]
-    result = {SUBJECT: flat + added, OURS: added,
-              SCORES: [f"{name}={score:.4f}" for name, score in labels]}
+def merge_keywords(packet: bytes, labels: Sequence[tuple[str, float]], hierarchy: str) -> bytes:
+    """`packet` with these labels spliced in: the user's keywords kept in their place, the ones
+    clipdesk wrote last time and no longer predicts removed, every other byte unchanged.
+    Raises XmpSyntaxError for a packet that cannot be edited."""
+    doc = XmpDocument(packet)
+    names = list(dict.fromkeys(clean_text(name) for name, _ in labels))
+    ours_before = set(doc.items(OURS))
+    subjects = doc.items(SUBJECT)
+    users = [k for k in subjects if k not in ours_before]
+    stale = {k for k in subjects if k in ours_before and k not in names}
+    doc.update(SUBJECT, stale, [n for n in names if n not in subjects])
     if hierarchy:
-        for key, sep in ((HIERARCHY, "|"), (DIGIKAM, "/")):
-            kept = [k for k in _as_list(existing.get(key)) if not k.startswith(hierarchy + sep)]
-            result[key] = kept + [f"{hierarchy}{sep}{n}" for n in names]
-    return result
-
-
-def _as_list(value) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+        lists = [(HIERARCHY, "|")] + ([(DIGIKAM, "/")] if doc.kind(DIGIKAM) else [])
+        for prop, sep in lists:
+            existing = doc.items(prop)
+            wanted = [f"{hierarchy}{sep}{n}" for n in names]
+            old = {k for k in existing if k.startswith(hierarchy + sep) and k not in wanted}
+            doc.update(prop, old, [w for w in wanted if w not in existing])
+    doc.replace(OURS, [n for n in names if n not in users])
+    doc.replace(SCORES, [f"{clean_text(name)}={score:.4f}" for name, score in labels], kind="Seq")
+    return doc.result()
 
 
 def write_keywords_job(assignments: Iterable[tuple[Path, Sequence[tuple[str, float]]]],
@@ -138,7 +154,7 @@ def write_keywords_job(assignments: Iterable[tuple[Path, Sequence[tuple[str, flo
     """Write each image's (label, score) pairs; the journal is saved at the end (also when
     cancelled: what was written can be undone)."""
     options = options or KeywordOptions()
-    exiv2 = _exiv2()
+    exiv2 = _exiv2() if options.embed else None
     todo = list(assignments)
     record = KeywordRecord()
     backups = data_dir() / "keyword-backups"
@@ -167,14 +183,11 @@ def _write_one(exiv2, image: Path, labels, options: KeywordOptions, backups: Pat
     if existed and target != image and target.stat().st_size > MAX_SIDECAR_BYTES:
         return f"{target} is too large to be a sidecar"
     try:
-        with atomic_path(target) as temp:
-            if existed:
-                shutil.copyfile(target, temp)
-            else:
-                temp.write_text(EMPTY_PACKET, encoding="utf-8")
-            _edit(exiv2, temp, labels, options.hierarchy)
-            backup = _backup(target, backups) if existed else None
-    except _Unreadable as error:
+        if target == image:
+            backup = _embed(exiv2, target, labels, options.hierarchy, backups)
+        else:
+            backup = _write_sidecar(target, existed, labels, options.hierarchy, backups)
+    except (XmpSyntaxError, _Unreadable) as error:
         return f"{target} could not be read as XMP ({error}); it was left as it is"
     except OSError as error:
         return f"{target} could not be written ({error.strerror or error})"
@@ -182,22 +195,45 @@ def _write_one(exiv2, image: Path, labels, options: KeywordOptions, backups: Pat
     return None
 
 
+def _write_sidecar(target: Path, existed: bool, labels, hierarchy: str, backups: Path) -> str | None:
+    """Splice the keywords into the sidecar's own bytes (a new one starts from EMPTY_PACKET);
+    returns the backup's digest, None for a new file."""
+    before = target.read_bytes() if existed else EMPTY_PACKET.encode("utf-8")
+    after = merge_keywords(before, labels, hierarchy)
+    with atomic_path(target) as temp:
+        temp.write_bytes(after)
+        backup = _backup(target, backups) if existed else None
+    return backup
+
+
+def _embed(exiv2, image: Path, labels, hierarchy: str, backups: Path) -> str:
+    """The image's XMP packet spliced like a sidecar and handed back to exiv2 whole: exiv2 keeps
+    each list's kind from the packet (its per-property API would make them all Seqs)."""
+    with atomic_path(image) as temp:
+        shutil.copyfile(image, temp)
+        try:
+            handle = exiv2.Image(str(temp))
+        except Exception as error:  # exiv2 reports every parse failure as RuntimeError text
+            raise _Unreadable(_first_line(error)) from error
+        try:
+            packet = handle.read_raw_xmp() or EMPTY_PACKET
+            spliced = merge_keywords(packet.encode("utf-8"), labels, hierarchy)
+            handle.modify_raw_xmp(spliced.decode("utf-8"))
+        except XmpSyntaxError:
+            raise
+        except Exception as error:
+            raise _Unreadable(_first_line(error)) from error
+        finally:
+            handle.close()
+        return _backup(image, backups)
+
+
 class _Unreadable(Exception):
     pass
 
 
-def _edit(exiv2, path: Path, labels, hierarchy: str) -> None:
-    try:
-        handle = exiv2.Image(str(path))
-    except Exception as error:  # exiv2 reports every parse failure as RuntimeError text
-        raise _Unreadable(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
-    try:
-        existing = handle.read_xmp()
-        handle.modify_xmp(merged_keywords(existing, labels, hierarchy))
-    except Exception as error:
-        raise _Unreadable(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
-    finally:
-        handle.close()
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _backup(path: Path, folder: Path) -> str:

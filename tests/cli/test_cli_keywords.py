@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,6 +35,10 @@ def subjects(sidecar: Path) -> list[str]:
     return [li.text for node in ET.parse(sidecar).getroot().iter(f"{DC}subject") for li in node.iter(f"{RDF}li")]
 
 
+def subject_kinds(sidecar: Path) -> list[str]:
+    return [box.tag.removeprefix(RDF) for node in ET.parse(sidecar).getroot().iter(f"{DC}subject") for box in node]
+
+
 def run_printed(command: str) -> subprocess.CompletedProcess:
     """A command line exactly as clipdesk printed it, with `clipdesk` as this checkout's module."""
     argv = shlex.split(command)
@@ -60,6 +65,16 @@ def test_write_xmp_then_the_printed_undo(cli, tmp_path):
     for name, label in truth.items():
         expected = ["mine", label] if name.startswith("01") else [label]
         assert subjects(folder / f"{name}.xmp") == expected
+        assert subject_kinds(folder / f"{name}.xmp") == ["Bag"]
+    # the one-line sidecar stays one line, and is the old bytes once the inserted pieces are cut out
+    pieces = [rb"<rdf:li>red circle</rdf:li>(?=</rdf:Bag></dc:subject>)",
+              rb'( xmlns:(lr|clipdesk)="[^"]+"){2}(?=>)',
+              rb"(<(lr:hierarchicalSubject|clipdesk:Keywords|clipdesk:Scores)>.*?</\2>){3}(?=</rdf:Description>)"]
+    merged = (folder / "01-red-circle.png.xmp").read_bytes()
+    for piece in pieces:
+        merged, count = re.subn(piece, b"", merged, flags=re.DOTALL)
+        assert count == 1, piece
+    assert merged == before
     printed = [line.split("Undo: ", 1)[1] for line in err.splitlines() if "Undo: " in line]
     assert printed == ["clipdesk classify --undo-xmp"]
     undo = run_printed(printed[0])
