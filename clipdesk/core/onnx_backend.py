@@ -199,6 +199,12 @@ class OnnxEncoder:
             self._sessions.pop("textual", None)
         self._future("visual")
 
+    def open_text_session(self) -> None:
+        """Open the text session now and wait for it: later labels run on ONNX Runtime, not on the
+        torch model (see `_text_by_torch`)."""
+        if self._fallback is None:
+            self._future("textual").result()
+
     def _future(self, tower: str) -> Future:
         with self._lock:
             future = self._sessions.get(tower)

@@ -55,6 +55,8 @@ def tiny_export(tiny_loaded, tiny_root):
 
 
 def _probabilities(encoder, images, labels=LABELS, templates="photo"):
+    if isinstance(encoder, ob.OnnxEncoder):
+        encoder.open_text_session()  # else labels go through the torch model in memory
     engine = Engine(encoder, NullCache())
     label_set = engine.label_set(labels, templates)
     embedded = run_job(engine.embed_job(images, batch_size=4))
@@ -94,12 +96,35 @@ def test_text_tower_ignores_padding_like_torch(tiny_loaded, tiny_export):
     with torch.inference_mode():
         expected = tiny_loaded.model.encode_text(tokens, normalize=True).numpy()
     encoder = ob.OnnxEncoder(tiny_loaded, folder=folder, meta=meta)
+    encoder.open_text_session()
     got = encoder.encode_text(tokens)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
     assert onnx_session.trim_tokens(tokens.numpy()).shape[1] < 77
     unnormalised = encoder.encode_text(tokens.numpy(), normalize=False)
     assert isinstance(unnormalised, np.ndarray) and not np.allclose(np.linalg.norm(unnormalised, axis=1), 1)
+
+
+def test_labels_use_the_torch_model_in_memory_while_the_text_session_is_closed(tiny_loaded, tiny_export,
+                                                                                 monkeypatch):
+    """Issue 21: a label typed after the background export landed (or after the image session
+    pushed the text session out) must not wait for a text session to open: the torch model in
+    memory encodes it, to the same vectors; a torch-free start opens the session."""
+    folder, meta = tiny_export
+    opened: list[str] = []
+    real_open = ob.open_session
+    monkeypatch.setattr(ob, "open_session", lambda path, *a, **k: opened.append(Path(path).name) or
+                        real_open(path, *a, **k))
+    tokens = tiny_loaded.tokenizer(["a cat", "a red car"])
+    with torch.inference_mode():
+        expected = tiny_loaded.model.encode_text(tokens, normalize=True).numpy()
+    encoder = ob.OnnxEncoder(tiny_loaded, folder=folder, meta=meta)
+    got = encoder.encode_text(tokens.numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not any("text" in name for name in opened)
+    encoder.open_text_session()
+    assert any("text" in name for name in opened)
+    np.testing.assert_allclose(encoder.encode_text(tokens.numpy()), expected, atol=1e-5)
 
 
 def test_int8_is_close_to_fp32_with_its_own_cache_identity(tiny_loaded, tiny_root, tiny_export, make_images):
