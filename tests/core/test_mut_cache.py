@@ -223,3 +223,24 @@ def test_a_table_gone_mid_run_turns_the_cache_off_and_info_says_why(tmp_path, ca
     assert set(stored_vectors(path)) == {"k"}
     assert cache.info().note == info.note
     cache.close()
+
+
+def test_many_keys_are_looked_up_in_batches_not_one_statement_each(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path / "cache.sqlite3")
+    items = {f"key-{i:04d}": np.full(4, i, np.float32) for i in range(1201)}
+    cache.put_images("m", items)
+    cache.close()  # the next read opens a fresh connection: the traced one below
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    assert len(cache.get_images("m", list(items))) == 1201
+    selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    # Up to 500 keys a statement (with the model, under SQLite's old limit of 999 binds).
+    assert 1 < len(selects) <= 3
+    cache.close()
