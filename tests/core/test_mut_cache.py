@@ -7,6 +7,7 @@ here with hashlib itself. The rows are checked against the vectors put in.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import struct
@@ -244,3 +245,18 @@ def test_many_keys_are_looked_up_in_batches_not_one_statement_each(tmp_path, mon
     # Up to 500 keys a statement (with the model, under SQLite's old limit of 999 binds).
     assert 1 < len(selects) <= 3
     cache.close()
+
+
+def test_a_cache_that_cannot_be_emptied_in_place_is_deleted_with_one_note(tmp_path, caplog):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    cache.put_images("m", {"k": vector(1)})
+    (tmp_path / "cache.sqlite3.broken-20260101-000000-1").write_bytes(b"an old broken copy")
+    with sqlite3.connect(path) as db:  # another program drops a table: DELETE FROM images fails
+        db.execute("DROP TABLE images")
+    with caplog.at_level(logging.WARNING, logger="clipdesk.core.cache"):
+        cache.clear()
+    assert [record.getMessage() for record in caplog.records] == [
+        "The embedding cache could not be emptied in place (no such table: images); its files "
+        "are deleted instead."]
+    assert sorted(tmp_path.iterdir()) == []  # the file, its WAL/SHM and the broken copy
