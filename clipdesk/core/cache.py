@@ -242,7 +242,10 @@ class EmbeddingCache:
                 [model, *chunk],
             )
             for key, blob in rows:
-                vector = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else None
+                # Another writer's damaged row (not bytes, or not whole 4-byte float32s) is a miss;
+                # it must not reach frombuffer, whose ValueError would turn the whole cache off.
+                whole = isinstance(blob, bytes) and len(blob) % 4 == 0
+                vector = np.frombuffer(blob, dtype=np.float32) if whole else None
                 if vector is not None and len(vector) and np.isfinite(vector).all():
                     found[originals.get(key, key)] = vector.copy()  # a damaged row: a miss, not NaN
         return found

@@ -7,7 +7,11 @@ here with hashlib itself. The rows are checked against the vectors put in.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import sqlite3
+import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -149,3 +153,110 @@ def test_a_cache_that_cannot_open_says_why_in_its_info(tmp_path):
     assert (info.images, info.texts) == ({}, {}) and info.note == cache.disabled != ""
     cache.put_images("m", {"k": vector(1)})
     assert cache.get_images("m", ["k"]) == {}
+
+
+# -- rows another writer damaged, vectors of other dtypes, a table gone mid-run -----------------
+def stored_vectors(path) -> dict[str, bytes]:
+    """The image rows on disk, read with sqlite3 itself (an independent reader)."""
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT digest, vector FROM images"))
+
+
+def test_a_damaged_row_is_a_miss_and_the_cache_stays_on(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    cache.put_images("m", {"good": vector(1)})
+    with sqlite3.connect(path) as db:  # another writer's rows: not whole float32s, or not bytes
+        db.executemany("INSERT INTO images VALUES ('m', ?, ?)",
+                       [("torn", b"\0" * 5), ("text", "not a vector"), ("int", 7), ("real", 2.5)])
+    for _ in range(2):  # the second read shows the cache was not turned off by the first
+        got = cache.get_images("m", ["good", "torn", "text", "int", "real"])
+        assert list(got) == ["good"] and cache.disabled == ""
+        np.testing.assert_array_equal(got["good"], vector(1))
+    cache.close()
+
+
+def test_vectors_of_other_types_are_stored_as_float32(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    cache.put_images("m", {"f64": np.array([0.5, -1.25, 3.0]), "list": [1.0, 2.0]})
+    got = cache.get_images("m", ["f64", "list"])
+    assert got["f64"].dtype == np.float32 and got["f64"].tolist() == [0.5, -1.25, 3.0]
+    assert got["list"].tolist() == [1.0, 2.0]
+    on_disk = stored_vectors(path)
+    assert struct.unpack("<3f", on_disk["f64"]) == (0.5, -1.25, 3.0)
+    assert struct.unpack("<2f", on_disk["list"]) == (1.0, 2.0)
+    cache.close()
+
+
+def test_a_value_too_large_for_float32_is_not_stored(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's "overflow encountered in cast"
+        cache.put_images("m", {"huge": np.array([1e39, 0.0]), "ok": np.array([1e38, 0.0])})
+    assert set(stored_vectors(path)) == {"ok"}  # 1e39 is inf in float32: never a row
+    assert list(cache.get_images("m", ["huge", "ok"])) == ["ok"]
+    cache.close()
+
+
+def files_size(path) -> int:
+    return sum(os.stat(f"{path}{suffix}").st_size for suffix in ("", "-wal", "-shm")
+               if os.path.exists(f"{path}{suffix}"))
+
+
+def test_a_table_gone_mid_run_turns_the_cache_off_and_info_says_why(tmp_path, caplog):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    cache.put_images("m", {"k": vector(1)})
+    cache.put_texts("m", {"t": vector(2)})
+    with sqlite3.connect(path) as db:  # another program (or an older clipdesk) drops a table
+        db.execute("DROP TABLE texts")
+    size = files_size(path)
+    info = cache.info()  # the images count works, the texts count fails
+    assert info.path == path and info.size_bytes == size > 0
+    assert info.images == {} and info.texts == {}
+    assert "no such table: texts" in info.note and info.note == cache.disabled
+    assert sum("no such table" in r.getMessage() for r in caplog.records) == 1
+    # Off for the rest of the run: no reads, and no writes (the images table would take them).
+    assert cache.get_images("m", ["k"]) == {}
+    cache.put_images("m", {"later": vector(3)})
+    assert set(stored_vectors(path)) == {"k"}
+    assert cache.info().note == info.note
+    cache.close()
+
+
+def test_many_keys_are_looked_up_in_batches_not_one_statement_each(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path / "cache.sqlite3")
+    items = {f"key-{i:04d}": np.full(4, i, np.float32) for i in range(1201)}
+    cache.put_images("m", items)
+    cache.close()  # the next read opens a fresh connection: the traced one below
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    assert len(cache.get_images("m", list(items))) == 1201
+    selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    # Up to 500 keys a statement (with the model, under SQLite's old limit of 999 binds).
+    assert 1 < len(selects) <= 3
+    cache.close()
+
+
+def test_a_cache_that_cannot_be_emptied_in_place_is_deleted_with_one_note(tmp_path, caplog):
+    path = tmp_path / "cache.sqlite3"
+    cache = EmbeddingCache(path)
+    cache.put_images("m", {"k": vector(1)})
+    (tmp_path / "cache.sqlite3.broken-20260101-000000-1").write_bytes(b"an old broken copy")
+    with sqlite3.connect(path) as db:  # another program drops a table: DELETE FROM images fails
+        db.execute("DROP TABLE images")
+    with caplog.at_level(logging.WARNING, logger="clipdesk.core.cache"):
+        cache.clear()
+    assert [record.getMessage() for record in caplog.records] == [
+        "The embedding cache could not be emptied in place (no such table: images); its files "
+        "are deleted instead."]
+    assert sorted(tmp_path.iterdir()) == []  # the file, its WAL/SHM and the broken copy
