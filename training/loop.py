@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 import uuid
 from collections.abc import Callable
@@ -255,11 +256,15 @@ class StateStore:
             return None
         if info.get("fingerprint") != self.fingerprint:
             return None  # a different run (data, method or settings): start fresh
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        info["model"] = load_file(str(self.folder / info["model_file"]))
-        info["best"] = load_file(str(self.folder / info["best_file"])) if info.get("best_file") else None
-        info["optimizer"] = torch.load(self.folder / info["optimizer_file"], weights_only=True)
+        try:
+            info["model"] = load_file(str(self.folder / info["model_file"]))
+            info["best"] = load_file(str(self.folder / info["best_file"])) if info.get("best_file") else None
+            info["optimizer"] = torch.load(self.folder / info["optimizer_file"], weights_only=True)
+        except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError):
+            return None  # a file gone, damaged or not plain tensors: start fresh, as for state.json
         return info
 
     def save(self, info: dict, model_state: dict, optimizer_state: dict, best_state: dict | None,

@@ -89,3 +89,95 @@ def test_an_index_with_nothing_valid_finds_nothing(tmp_path):
     index = VectorIndex(tmp_path / "idx")
     index.update(manifest)
     assert index.search(vectors[0], 5) == []
+
+
+# -- which source answers ---------------------------------------------------------------------
+# The ANN file keeps the vectors as they were indexed; the scan reads the shards as they are now.
+# Shards rewritten with negated vectors after indexing (and not re-indexed) tell the two apart:
+# the old top hits are the new bottom ones.
+
+def assert_hits(hits, expected) -> None:
+    paths, cosines = expected
+    assert [p for p, _ in hits] == paths
+    np.testing.assert_allclose([s for _, s in hits], cosines, rtol=0, atol=1e-5)
+
+
+def test_the_ann_file_answers_from_exact_below_valid_rows_and_the_scan_otherwise(tmp_path):
+    vectors = unit(600, 8, seed=9)
+    folder = tmp_path / "idx"
+    manifest = index_folder(folder, vectors, per_shard=200)
+    valid = sum(1 for i in range(600) if i % 9 != 4)  # 533: brute_force's default `bad`
+    index = VectorIndex(folder, exact_below=valid)  # exactly at the threshold: the ANN is built
+    index.update(manifest)
+    assert (folder / "ann" / "pq-refine.faiss").exists()
+    index_folder(folder, -vectors, per_shard=200)
+    query = unit(1, 8, seed=10)[0]
+    indexed, current = brute_force(vectors, query, 6), brute_force(-vectors, query, 6)
+    assert not set(indexed[0]) & set(current[0])
+
+    assert_hits(index.search(query, 6), indexed)
+    assert_hits(index.search(query, 6, exact=True), current)  # exact: the shards, not the file
+    assert_hits(VectorIndex(folder, exact_below=valid).search(query, 6), indexed)
+    assert_hits(VectorIndex(folder, exact_below=valid + 1).search(query, 6), current)
+
+
+def test_without_an_ann_file_the_scan_answers_whatever_the_threshold(tmp_path):
+    vectors = unit(300, 8, seed=13)
+    folder = tmp_path / "idx"
+    VectorIndex(folder, exact_below=10**9).update(index_folder(folder, vectors, per_shard=100))
+    assert not (folder / "ann" / "pq-refine.faiss").exists()
+    query = unit(1, 8, seed=14)[0]
+    # A threshold the index now passes, before any update builds the file: still answered.
+    assert_hits(VectorIndex(folder, exact_below=0).search(query, 5), brute_force(vectors, query, 5))
+
+
+@pytest.mark.parametrize("library", ["faiss-pq", "faiss", "usearch"])
+def test_a_new_index_object_answers_from_the_saved_ann_file(tmp_path, library):
+    """Another process (the CLI's `search --index`) opens the saved file without updating it."""
+    vectors = unit(300, 8, seed=11)
+    folder = tmp_path / "idx"
+    VectorIndex(folder, library=library, exact_below=0).update(
+        index_folder(folder, vectors, per_shard=100))
+    index_folder(folder, -vectors, per_shard=100)
+    index = VectorIndex(folder, library=library, exact_below=0)
+    for query in unit(3, 8, seed=12):
+        hits = index.search(query)  # k defaults to 10
+        assert len(hits) == 10
+        # HNSW is approximate: its best hit and its scores (true cosines of the indexed vectors)
+        # are checked; the PQ index re-ranks exactly, so its whole list is.
+        paths, _ = brute_force(vectors, query, 10)
+        assert hits[0][0] == paths[0]
+        np.testing.assert_allclose([s for _, s in hits],
+                                   [vectors[int(p[3:])] @ query for p, _ in hits], atol=1e-5)
+        if library == "faiss-pq":
+            assert_hits(hits, brute_force(vectors, query, 10))
+
+
+def test_a_query_given_as_one_row_is_a_vector(tmp_path):
+    """An encoder's output for one image is (1, D): both paths accept it as the vector."""
+    vectors = unit(300, 8, seed=15)
+    folder = tmp_path / "idx"
+    manifest = index_folder(folder, vectors, per_shard=100)
+    query = unit(1, 8, seed=16)
+    expected = brute_force(vectors, query[0], 7)
+    scan = VectorIndex(folder, exact_below=10**9)
+    scan.update(manifest)
+    assert_hits(scan.search(query, 7), expected)
+    assert_hits(scan.search(query.astype(np.float64).tolist(), 7), expected)
+    ann = VectorIndex(folder, exact_below=0)
+    ann.update(manifest)
+    assert_hits(ann.search(query, 7), expected)
+
+
+def test_equal_scores_come_back_in_row_order_within_and_across_shards(tmp_path):
+    """Duplicate images score alike: the scan's answer is still one order (stable, by row), the
+    same as a brute-force stable sort. Components of ±0.5, 0 and 1 make every product exact, so
+    ties are exact whatever order the sums run in."""
+    kinds = np.array([[1, 0, 0, 0], [0.5, 0.5, 0.5, 0.5], [0, 1, 0, 0], [0.5, -0.5, 0.5, -0.5]],
+                     np.float32)
+    vectors = kinds[np.random.default_rng(17).integers(0, 4, 900)]
+    folder = tmp_path / "idx"
+    index = VectorIndex(folder, exact_below=10**9)
+    index.update(index_folder(folder, vectors, per_shard=300))
+    for k in (40, 400, 900):  # inside the 1.0 tie, into the 0.5 tie, everything
+        assert_hits(index.search(kinds[1], k), brute_force(vectors, kinds[1], k))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pathlib
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 
 from clipdesk.core.errors import Cancelled
 from clipdesk.core.jobs import CancelToken
+from training import loop
 from training.loop import LoopConfig, StateStore, clear_state, contrastive_train_job
 
 N_ITEMS, N_GROUPS, DIM = 24, 4, 6
@@ -168,3 +171,137 @@ def test_a_damaged_state_file_means_a_fresh_start(tmp_path):
     whole, _, _ = run(tmp_path / "whole", settings)
     assert "resume" not in kinds and fresh.resumed_from is None
     assert_same_state(fresh.state, whole.state)
+
+
+# -- the state store through its own API, read back with json/os/safetensors ------------------------
+
+def tensors(seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {"w": torch.randn(3, 2, generator=generator), "b": torch.randn(2, generator=generator)}
+
+
+def optimizer_state(seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {"state": {0: {"step": torch.tensor(float(seed)), "exp_avg": torch.randn(2, generator=generator)}},
+            "param_groups": [{"lr": 0.01 * seed, "params": [0]}]}
+
+
+def save(store: StateStore, seed: int, best: int | None, best_changed: bool) -> None:
+    store.save({"epoch": seed, "step": 10 * seed}, tensors(seed), optimizer_state(seed),
+               None if best is None else tensors(100 + best), best_changed)
+
+
+def state_json(folder) -> dict:
+    return json.loads((folder / "state.json").read_text(encoding="utf-8"))
+
+
+def test_without_a_folder_nothing_is_saved_loaded_or_cleared(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a None folder must not turn into the working directory
+    store = StateStore(None, "run-1")
+    save(store, 1, best=1, best_changed=True)
+    assert store.load() is None
+    store.clear()
+    clear_state(None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clearing_a_folder_that_is_not_there_does_nothing(tmp_path):
+    clear_state(tmp_path / "never")
+    StateStore(tmp_path / "never", "run-1").clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_saved_under_missing_folders_loads_back_exactly(tmp_path):
+    folder = tmp_path / "out" / "run" / "state"
+    save(StateStore(folder, "run-1"), 2, best=None, best_changed=False)
+    state = state_json(folder)
+    assert (state["fingerprint"], state["epoch"], state["step"]) == ("run-1", 2, 20)
+    assert "best_file" not in state  # nothing evaluated yet: no best weights
+    info = StateStore(folder, "run-1").load()
+    assert info["best"] is None and info["step"] == 20
+    assert_same_state(info["model"], tensors(2))
+    expected = optimizer_state(2)
+    assert info["optimizer"]["param_groups"] == expected["param_groups"]
+    assert_same_state(info["optimizer"]["state"][0], expected["state"][0])
+
+
+def test_the_best_weights_are_written_once_until_they_change(tmp_path):
+    folder = tmp_path / "state"
+    store = StateStore(folder, "run-1")
+    save(store, 1, best=1, best_changed=False)  # a first save writes the best it is given
+    first = state_json(folder)["best_file"]
+    written = os.stat(folder / first)
+    assert_same_state(StateStore(folder, "run-1").load()["best"], tensors(101))
+
+    save(store, 2, best=1, best_changed=False)  # unchanged: the same file, not written again
+    state = state_json(folder)
+    assert state["best_file"] == first
+    again = os.stat(folder / first)
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    assert {p.name for p in folder.iterdir()} == {"state.json", state["model_file"],
+                                                  state["optimizer_file"], first}
+
+    save(store, 3, best=3, best_changed=True)  # a new best: a new file, the old one gone
+    state = state_json(folder)
+    assert state["best_file"] != first and not (folder / first).exists()
+    assert_same_state(StateStore(folder, "run-1").load()["best"], tensors(103))
+
+
+def test_a_save_that_dies_before_its_commit_leaves_the_previous_state_whole(tmp_path, monkeypatch):
+    """kill -9 after the new files are written but before state.json is replaced: the committed
+    state still loads, with its own weights (the new save wrote files of its own names)."""
+    folder = tmp_path / "state"
+    store = StateStore(folder, "run-1")
+    save(store, 1, best=1, best_changed=True)
+
+    def killed(*_args, **_kwargs):
+        raise OSError("killed at the commit point")
+
+    monkeypatch.setattr(loop, "write_json_atomic", killed)
+    with pytest.raises(OSError):
+        save(store, 2, best=2, best_changed=True)
+    monkeypatch.undo()
+    info = StateStore(folder, "run-1").load()
+    assert info["step"] == 10
+    assert_same_state(info["model"], tensors(1))
+    assert_same_state(info["best"], tensors(101))
+    assert_same_state(info["optimizer"]["state"][0], optimizer_state(1)["state"][0])
+
+
+class Planted:
+    """Unpickling this object creates the file `marker`: code run by loading a state."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_an_optimizer_file_that_is_not_plain_tensors_is_never_unpickled(tmp_path, monkeypatch, forced):
+    """The optimizer file is read with weights_only=True, even where the environment tells torch
+    to default to full unpickling; such a state means a fresh start, and its code never runs."""
+    if forced:
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    folder = tmp_path / "state"
+    save(StateStore(folder, "run-1"), 1, best=1, best_changed=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"state": Planted(marker), "param_groups": []}, folder / state_json(folder)["optimizer_file"])
+    assert StateStore(folder, "run-1").load() is None
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["model gone", "best damaged", "optimizer truncated"])
+def test_a_state_whose_files_are_gone_or_damaged_means_a_fresh_start(tmp_path, damage):
+    folder = tmp_path / "state"
+    save(StateStore(folder, "run-1"), 1, best=1, best_changed=True)
+    state = state_json(folder)
+    if damage == "model gone":
+        (folder / state["model_file"]).unlink()
+    elif damage == "best damaged":
+        (folder / state["best_file"]).write_bytes(b"not a safetensors file")
+    else:
+        path = folder / state["optimizer_file"]
+        path.write_bytes(path.read_bytes()[:60])
+    assert StateStore(folder, "run-1").load() is None
