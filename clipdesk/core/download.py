@@ -17,6 +17,10 @@ from .jobs import CancelToken, Job, Progress
 from .paths import weights_dir
 
 HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+POLL_S = 0.1  # how often a waiting job looks at its cancel token
+# huggingface_hub reads the body in 10 MiB pieces and calls the progress hook once a piece: on a
+# 1 MB/s line that is a progress step, and a chance to stop, every 10 s. 1 MiB pieces cost nothing.
+CHUNK_BYTES = 1 << 20
 
 
 def _hf_location(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
@@ -76,21 +80,30 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
         raise ModelLoadError(offline_message(arch, tag, reason))
     events: queue.Queue = queue.Queue()
     result: dict[str, object] = {}
+    stop = threading.Event()  # set when this job ends early: the transfer thread then gives up too
     thread = threading.Thread(
-        target=_download_thread, args=(arch, tag, events, result, cancel), daemon=True
+        target=_download_thread, args=(arch, tag, events, result, _StopSignals(cancel, stop)), daemon=True
     )
     thread.start()
     done, total = 0, None
-    while thread.is_alive() or not events.empty():
-        try:
-            kind, value = events.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if kind == "total":
-            total = value
-        elif kind == "bytes":
-            done += value
-            yield Progress(done, total, f"Downloading {arch} {tag}", unit="B")
+    try:
+        while thread.is_alive() or not events.empty():
+            # A cancel lands here within one poll, not at the transfer's next chunk (which a stalled
+            # connection may never send); the thread then aborts at its next chunk and
+            # huggingface_hub deletes its temporary file, so no partial file is left as the weights.
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("Download cancelled.")
+            try:
+                kind, value = events.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if kind == "total":
+                total = value
+            elif kind == "bytes":
+                done += value
+                yield Progress(done, total, f"Downloading {arch} {tag}", unit="B")
+    finally:
+        stop.set()
     thread.join()
     if "error" in result:
         error = result["error"]
@@ -98,6 +111,17 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
             raise error
         raise ModelLoadError(offline_message(arch, tag, _short(error)))
     return Path(str(result["path"]))
+
+
+class _StopSignals:
+    """What the transfer thread obeys: the user's cancel, or the job having ended without it."""
+
+    def __init__(self, cancel: CancelToken | None, stop: threading.Event) -> None:
+        self.cancel, self.stop = cancel, stop
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop.is_set() or (self.cancel is not None and self.cancel.cancelled)
 
 
 def _offline_reason() -> str:
@@ -109,11 +133,13 @@ def _offline_reason() -> str:
 
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
         return "offline mode is set (HF_HUB_OFFLINE)"
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    endpoint = urlparse(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)  # a mirror's own port
     try:
-        socket.create_connection((host, 443), timeout=5).close()
+        socket.create_connection((host, port), timeout=5).close()
     except OSError:
-        return f"no connection to {host}"
+        return f"no connection to {endpoint.netloc or host}"
     return ""
 
 
@@ -122,7 +148,7 @@ def _short(error: object) -> str:
     return text[0][:160] if text else type(error).__name__
 
 
-def _progress_class(events: queue.Queue, cancel: CancelToken | None):
+def _progress_class(events: queue.Queue, stop: _StopSignals):
     from tqdm.auto import tqdm
 
     class QueueTqdm(tqdm):
@@ -135,7 +161,9 @@ def _progress_class(events: queue.Queue, cancel: CancelToken | None):
                 events.put(("total", int(kwargs["total"])))
 
         def update(self, n=1):
-            if cancel is not None and cancel.cancelled:
+            # Raised before huggingface_hub writes this chunk: the temporary file is never whole,
+            # and huggingface_hub deletes it on the way out.
+            if stop.stopped:
                 raise Cancelled("Download cancelled.")
             events.put(("bytes", int(n or 0)))
             return super().update(n)
@@ -143,7 +171,7 @@ def _progress_class(events: queue.Queue, cancel: CancelToken | None):
     return QueueTqdm
 
 
-def _download_thread(arch, tag, events, result, cancel) -> None:
+def _download_thread(arch, tag, events, result, stop: _StopSignals) -> None:
     try:
         location = _hf_location(arch, tag)
         if location is None:
@@ -153,15 +181,16 @@ def _download_thread(arch, tag, events, result, cancel) -> None:
             url = open_clip.get_pretrained_cfg(arch, tag)["url"]
             result["path"] = download_pretrained_from_url(url, cache_dir=str(weights_dir()))
             return
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
 
+        constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)
         repo_id, filenames = location
         last_error: Exception | None = None
         for filename in filenames:
             try:
                 result["path"] = hf_hub_download(
                     repo_id, filename, cache_dir=weights_dir(),
-                    tqdm_class=_progress_class(events, cancel),
+                    tqdm_class=_progress_class(events, stop),
                 )
                 return
             except Cancelled:
