@@ -119,6 +119,17 @@ def test_cancel_while_the_server_stalls(hub, weights):
     assert cached_weights(ARCH, TAG) is None
 
 
+def test_closing_the_job_stops_its_transfer(hub):
+    """A job closed without a cancel (a window deleted mid-load, Ctrl-C in the API) stops its transfer
+    thread too, instead of it downloading on in the background."""
+    hub.delay = 0.02
+    job = download_job(ARCH, TAG)  # no token at all
+    next(job)
+    job.close()
+    assert hub.aborted.wait(10)
+    assert cached_weights(ARCH, TAG) is None
+
+
 def test_unreachable_hub_is_one_sentence(monkeypatch):
     point_hub_at(monkeypatch, closed_port_url())
     register_tag(monkeypatch)

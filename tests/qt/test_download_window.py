@@ -66,6 +66,7 @@ def test_download_dialog_cancel_keeps_the_working_model_then_reload_completes(
     assert window.status_label.text() == f"Model loading cancelled. Still using {name}."
     assert download_dialog(window) is None
     assert window.model_ready and window.model_label.text().startswith(name)
+    assert hub.aborted.wait(10)  # the transfer itself stopped, rather than landing the file later
     assert cached_weights(ARCH, TAG) is None
     # The previous model still classifies: new images get scores.
     window.add_paths(make_images(1, first_seed=5))
