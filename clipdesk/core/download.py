@@ -75,7 +75,7 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
     existing = cached_weights(arch, tag)
     if existing is not None:
         return existing
-    reason = _offline_reason()
+    reason = _offline_reason(_server(arch, tag))
     if reason:
         raise ModelLoadError(offline_message(arch, tag, reason))
     events: queue.Queue = queue.Queue()
@@ -124,7 +124,17 @@ class _StopSignals:
         return self.stop.is_set() or (self.cancel is not None and self.cancel.cancelled)
 
 
-def _offline_reason() -> str:
+def _server(arch: str, tag: str) -> str:
+    """The URL the weights come from: the hub (or the mirror HF_ENDPOINT names), else the tag's URL."""
+    import open_clip
+    from huggingface_hub import constants
+
+    if _hf_location(arch, tag) is not None:
+        return constants.ENDPOINT
+    return (open_clip.get_pretrained_cfg(arch, tag) or {}).get("url", "") or constants.ENDPOINT
+
+
+def _offline_reason(server: str) -> str:
     """Fail in a second rather than after huggingface_hub's minute of retries."""
     import socket
     from urllib.parse import urlparse
@@ -133,7 +143,7 @@ def _offline_reason() -> str:
 
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
         return "offline mode is set (HF_HUB_OFFLINE)"
-    endpoint = urlparse(constants.ENDPOINT)
+    endpoint = urlparse(server)
     host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)  # a mirror's own port
     try:
@@ -176,10 +186,9 @@ def _download_thread(arch, tag, events, result, stop: _StopSignals) -> None:
         location = _hf_location(arch, tag)
         if location is None:
             import open_clip
-            from open_clip.pretrained import download_pretrained_from_url
 
             url = open_clip.get_pretrained_cfg(arch, tag)["url"]
-            result["path"] = download_pretrained_from_url(url, cache_dir=str(weights_dir()))
+            result["path"] = _download_url(url, events, stop)
             return
         from huggingface_hub import constants, hf_hub_download
 
@@ -200,3 +209,30 @@ def _download_thread(arch, tag, events, result, stop: _StopSignals) -> None:
         result["error"] = last_error
     except Exception as error:  # noqa: BLE001 - surfaced by the job as one sentence
         result["error"] = error
+
+
+def _download_url(url: str, events: queue.Queue, stop: _StopSignals) -> str:
+    """A tag with only a plain URL (open_clip's older entries). Not open_clip's own downloader: it
+    writes the final file name as it goes, so an interrupted or cancelled transfer would be taken
+    for the weights next time (`cached_weights` looks for that name); nor can it be cancelled.
+    Here the bytes go to a temporary file that replaces the target only once whole."""
+    import urllib.request
+
+    from .atomic import atomic_path
+
+    target = weights_dir() / os.path.basename(url)
+    with urllib.request.urlopen(url, timeout=30) as source, atomic_path(target) as temp:
+        size = int(source.headers.get("Content-Length") or 0) or None
+        if size:
+            events.put(("total", size))
+        received = 0
+        with open(temp, "wb") as out:
+            while piece := source.read(CHUNK_BYTES):
+                if stop.stopped:
+                    raise Cancelled("Download cancelled.")
+                out.write(piece)
+                received += len(piece)
+                events.put(("bytes", len(piece)))
+        if size is not None and received != size:
+            raise OSError(f"the transfer ended after {received} of {size} bytes")
+    return str(target)

@@ -157,20 +157,26 @@ def point_hub_at(monkeypatch, url: str) -> None:
     monkeypatch.setenv("HF_ENDPOINT", url)  # for subprocesses
 
 
-def register_tag(monkeypatch, hub_path: str = REPO_ID + "/") -> None:
+def register_tag(monkeypatch, hub_path: str = REPO_ID + "/", url: str = "") -> None:
     """Make `clipdesk-tiny` / `hubtest` a pretrained tag of open_clip whose weights live on the hub
-    (open_clip has no public call to add a pretrained tag; its registry is a module-level dict)."""
+    (or, `hub_path` empty, at a plain `url`). open_clip has no public call to add a pretrained tag;
+    its registry is a module-level dict."""
     import open_clip.pretrained as pretrained
 
     from clipdesk.core.models import register_configs
 
     register_configs()
-    monkeypatch.setitem(pretrained._PRETRAINED, ARCH, {TAG: tag_cfg(hub_path)})
+    monkeypatch.setitem(pretrained._PRETRAINED, ARCH, {TAG: tag_cfg(hub_path, url)})
 
 
-def tag_cfg(hub_path: str = REPO_ID + "/") -> dict:
-    return {"url": "", "hf_hub": hub_path, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+def tag_cfg(hub_path: str = REPO_ID + "/", url: str = "") -> dict:
+    return {"url": url, "hf_hub": hub_path, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
             "interpolation": "bicubic", "resize_mode": "shortest"}
+
+
+def blob_url(hub: HubServer, data: bytes) -> str:
+    """The plain URL of `data` on the server's CDN side (for a tag with a `url` and no `hf_hub`)."""
+    return f"http://localhost:{hub.port}/cdn/{hashlib.sha256(data).hexdigest()}"
 
 
 def tiny_weights(seed: int = 7) -> tuple[bytes, dict]:

@@ -17,6 +17,7 @@ from hub_server import (
     TAG,
     WEIGHTS_NAME,
     HubServer,
+    blob_url,
     closed_port_url,
     point_hub_at,
     register_tag,
@@ -128,6 +129,31 @@ def test_closing_the_job_stops_its_transfer(hub):
     job.close()
     assert hub.aborted.wait(10)
     assert cached_weights(ARCH, TAG) is None
+
+
+def test_plain_url_tag_downloads_whole_or_not_at_all(hub, weights, monkeypatch):
+    """A tag with only a URL (no hf_hub): byte progress, and a cancel leaves no file under the
+    name that `cached_weights` would take for the weights."""
+    data = weights[0]
+    register_tag(monkeypatch, hub_path="", url=blob_url(hub, data))
+    hub.delay = 0.02
+    token = CancelToken()
+    job = download_job(ARCH, TAG, token)
+    assert next(job).done == 1 << 20
+    token.cancel()
+    with pytest.raises(Cancelled):
+        for _ in job:
+            pass
+    assert hub.aborted.wait(10)
+    deadline = time.monotonic() + 5
+    while files_under(weights_dir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert files_under(weights_dir()) == [] and cached_weights(ARCH, TAG) is None
+    hub.delay = 0.0
+    steps = []
+    path = run_job(download_job(ARCH, TAG, CancelToken()), steps.append)
+    assert steps[-1].done == steps[-1].total == len(data)
+    assert sha256(path.read_bytes()) == sha256(data) and cached_weights(ARCH, TAG) == path
 
 
 def test_unreachable_hub_is_one_sentence(monkeypatch):
