@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 from .errors import Cancelled, ModelLoadError
@@ -86,6 +87,7 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
     )
     thread.start()
     done, total = 0, None
+    started = time.monotonic()  # each step's rate is over the whole transfer, not since the step was made
     try:
         while thread.is_alive() or not events.empty():
             # A cancel lands here within one poll, not at the transfer's next chunk (which a stalled
@@ -101,7 +103,7 @@ def download_job(arch: str, tag: str, cancel: CancelToken | None = None) -> Job[
                 total = value
             elif kind == "bytes":
                 done += value
-                yield Progress(done, total, f"Downloading {arch} {tag}", unit="B")
+                yield Progress(done, total, f"Downloading {arch} {tag}", unit="B", started=started)
     finally:
         stop.set()
     thread.join()

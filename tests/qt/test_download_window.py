@@ -5,6 +5,7 @@ and the previous model goes on working; loading again completes; an unreachable 
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from hub_server import (
@@ -59,6 +60,9 @@ def test_download_dialog_cancel_keeps_the_working_model_then_reload_completes(
     dialog = download_dialog(window)
     assert f"Downloading {ARCH} {TAG}" in dialog.labelText()
     assert " of 13 MB" in dialog.labelText() and dialog.maximum() == 13
+    # The rate shown is the transfer's: the server sends at most 64 KiB per 20 ms (3.1 MiB/s).
+    rate = float(re.search(r"· ([0-9.]+) MB/s", dialog.labelText()).group(1))
+    assert 0 < rate <= 3.2, dialog.labelText()
     button = dialog.findChild(QPushButton)
     assert button.text() == "Cancel"
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
