@@ -89,7 +89,7 @@ def test_cancel_mid_transfer_is_prompt_and_leaves_no_weights(hub, weights):
     with pytest.raises(Cancelled):
         for _ in job:
             pass
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # generous for a loaded machine; the job polls every 0.1 s
     assert cached_weights(ARCH, TAG) is None
     # Nothing whole is left behind once the transfer thread has given up: no blob of the file's
     # size, no snapshot entry (only huggingface_hub's refs/lock bookkeeping may stay).
@@ -116,7 +116,7 @@ def test_cancel_while_the_server_stalls(hub, weights):
     with pytest.raises(Cancelled):
         for _ in job:
             pass
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # the stall lasts 30 s
     assert cached_weights(ARCH, TAG) is None
 
 

@@ -66,7 +66,7 @@ def test_download_dialog_cancel_keeps_the_working_model_then_reload_completes(
     button = dialog.findChild(QPushButton)
     assert button.text() == "Cancel"
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "cancelled" in window.status_label.text(), timeout=3000)
+    qtbot.waitUntil(lambda: "cancelled" in window.status_label.text(), timeout=5000)
     assert window.status_label.text() == f"Model loading cancelled. Still using {name}."
     assert download_dialog(window) is None
     assert window.model_ready and window.model_label.text().startswith(name)
