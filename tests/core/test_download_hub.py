@@ -131,6 +131,18 @@ def test_closing_the_job_stops_its_transfer(hub):
     assert cached_weights(ARCH, TAG) is None
 
 
+def test_a_repo_without_safetensors_gives_the_bin(hub, weights):
+    """open_clip's convention for a bare repo: the safetensors file, else the pickled .bin; the
+    hub's 404 for the first is not an error."""
+    data = weights[0] + b"as a .bin"  # other bytes, so the file cannot be mistaken for the first
+    hub.files.clear()
+    hub.add(REPO_ID, "open_clip_pytorch_model.bin", data)
+    path = run_job(download_job(ARCH, TAG, CancelToken()))
+    assert path.name == "open_clip_pytorch_model.bin" and sha256(path.read_bytes()) == sha256(data)
+    assert cached_weights(ARCH, TAG) == path
+    assert ("HEAD", f"/{REPO_ID}/resolve/main/{WEIGHTS_NAME}") in hub.requests
+
+
 def test_plain_url_tag_downloads_whole_or_not_at_all(hub, weights, monkeypatch):
     """A tag with only a URL (no hf_hub): byte progress, and a cancel leaves no file under the
     name that `cached_weights` would take for the weights."""
