@@ -147,12 +147,21 @@ def _offline_reason(server: str) -> str:
         return "offline mode is set (HF_HUB_OFFLINE)"
     endpoint = urlparse(server)
     host = endpoint.hostname or "huggingface.co"
+    if _proxied(endpoint.scheme or "https", host):
+        return ""  # only the proxy may be reachable from here: let the transfer itself try
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)  # a mirror's own port
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError:
         return f"no connection to {endpoint.netloc or host}"
     return ""
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    """A proxy is configured for this server (HTTPS_PROXY and friends, as httpx reads them)."""
+    from urllib.request import getproxies, proxy_bypass
+
+    return bool(getproxies().get(scheme)) and not proxy_bypass(host)
 
 
 def _short(error: object) -> str:

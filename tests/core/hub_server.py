@@ -40,6 +40,7 @@ class HubServer:
         self.delay = delay  # seconds slept after each `chunk` bytes of a GET body
         self.chunk = chunk
         self.requests: list[tuple[str, str]] = []
+        self.proxied: list[str] = []  # absolute URLs asked of it as an HTTP proxy
         self.aborted = threading.Event()  # a client closed a GET before its end
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -84,6 +85,9 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._answer(body=True)
 
         def _answer(self, body: bool) -> None:
+            if self.path.startswith("http://"):  # asked as a proxy: the absolute URL's path is ours
+                hub.proxied.append(self.path)
+                self.path = "/" + self.path.split("/", 3)[3]
             hub.requests.append((self.command, self.path))
             if self.path.startswith("/cdn/"):
                 self._send_blob(self.path.removeprefix("/cdn/"), body)
@@ -155,6 +159,9 @@ def point_hub_at(monkeypatch, url: str) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_ENDPOINT", url)  # for subprocesses
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):  # a machine's proxy would not reach us
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 def register_tag(monkeypatch, hub_path: str = REPO_ID + "/", url: str = "") -> None:

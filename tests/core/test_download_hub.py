@@ -168,6 +168,19 @@ def test_plain_url_tag_downloads_whole_or_not_at_all(hub, weights, monkeypatch):
     assert sha256(path.read_bytes()) == sha256(data) and cached_weights(ARCH, TAG) == path
 
 
+def test_through_a_proxy_when_the_hub_is_not_directly_reachable(hub, weights, monkeypatch):
+    """Behind a proxy, a direct connection to the hub may fail while the proxy gets through: the
+    reachability check must not turn that into "no connection" (here the hub's own address is a
+    closed port, and the proxy is the stand-in server)."""
+    point_hub_at(monkeypatch, closed_port_url())
+    monkeypatch.setenv("HTTP_PROXY", hub.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    path = run_job(download_job(ARCH, TAG, CancelToken()))
+    assert sha256(path.read_bytes()) == sha256(weights[0])
+    assert hub.proxied and hub.transfers() == 1
+
+
 def test_unreachable_hub_is_one_sentence(monkeypatch):
     point_hub_at(monkeypatch, closed_port_url())
     register_tag(monkeypatch)
