@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from .atomic import atomic_path
 from .errors import Cancelled, ModelLoadError
 from .jobs import CancelToken, Job, Progress
 from .paths import weights_dir
@@ -228,8 +229,6 @@ def _download_url(url: str, events: queue.Queue, stop: _StopSignals) -> str:
     for the weights next time (`cached_weights` looks for that name); nor can it be cancelled.
     Here the bytes go to a temporary file that replaces the target only once whole."""
     import urllib.request
-
-    from .atomic import atomic_path
 
     target = weights_dir() / os.path.basename(url)
     with urllib.request.urlopen(url, timeout=30) as source, atomic_path(target) as temp:
