@@ -39,16 +39,18 @@ BLOCKER = textwrap.dedent(f"""
     sys.meta_path.insert(0, _NoTorch())
 """)
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 220)}
+COLOURS = {"red": (170, 80, 80), "green": (80, 170, 80), "blue": (80, 80, 170)}
 
 
-def write_classes(folder: Path, per_class: int, seed: int) -> Path:
-    """FOLDER/<colour>/*.png: noisy squares of each colour (the demo model tells colours apart)."""
+def write_classes(folder: Path, per_class: int, seed: int, spread: float = 0.0) -> Path:
+    """FOLDER/<colour>/*.png: noisy squares of each colour (the demo model tells colours apart);
+    `spread` varies each image's mean colour, so that the classes overlap."""
     rng = np.random.default_rng(seed)
     for name, colour in COLOURS.items():
         (folder / name).mkdir(parents=True)
         for i in range(per_class):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 45, (40, 40, 3)), 0, 255).astype(np.uint8)
+            mean = np.array(colour) + rng.normal(0, spread, 3)
+            pixels = np.clip(mean + rng.normal(0, 30, (40, 40, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / name / f"{name}-{i}.png")
     return folder
 
@@ -85,7 +87,7 @@ def torch_probabilities(model_dir: Path, images: list[Path]) -> np.ndarray:
     from clipdesk.core.models import load_model
 
     metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
-    assert metadata["head"]["kind"] == "linear"  # the probe: the colours are easy to separate
+    assert metadata["head"]["kind"] == "linear"  # the probe: it stays unless clearly beaten
     tensors = load_file(str(model_dir / "head.safetensors"))
     loaded = load_model("demo", "demo", "cpu")
     with torch.no_grad():
@@ -122,17 +124,19 @@ def test_the_torch_free_head_equals_the_torch_paths(app_env, tmp_path, monkeypat
     """The same quick fine-tune (a separate validation folder: a plain held-out split) through
     torch in this process and through ONNX Runtime + numpy in a torch-free one: the same head
     chosen, the same held-out answers, and probabilities on the held-out images within 1e-4.
+    The classes overlap (60 % after, probabilities 0.4-0.9), so that the probabilities say
+    something: on separable classes both saturate at 1.
 
     Why 1e-4: the two runtimes' embeddings differ by float32 rounding (~1e-6, see
     test_torch_free); the probe is a smooth function of them at a fixed strength C, and its
-    solver stops at a gradient of 1e-6, so its probabilities agree to ~1e-5 (measured: 2e-6).
-    A wrong head (another C, another candidate, a unfitted one) moves them by 1e-2 or more.
+    solver stops at a gradient of 1e-6, so its probabilities agree to ~1e-5 (measured: 9e-8).
+    Another strength C or candidate moves them by 1e-2 or more.
     """
     from clipdesk.core.jobs import run_job
     from training.api import FinetuneConfig, finetune_job
 
-    train = write_classes(tmp_path / "train", per_class=10, seed=1)
-    val = write_classes(tmp_path / "val", per_class=6, seed=2)
+    train = write_classes(tmp_path / "train", per_class=10, seed=1, spread=50)
+    val = write_classes(tmp_path / "val", per_class=6, seed=2, spread=50)
     free_out, torch_out = tmp_path / "free", tmp_path / "torch"
     args = ["finetune", str(train), "--model", "demo", "--val-folder", str(val), "--format", "json"]
     free = cli([*args, "--out", str(free_out)], app_env)
@@ -144,10 +148,11 @@ def test_the_torch_free_head_equals_the_torch_paths(app_env, tmp_path, monkeypat
     assert type(result.loaded).__name__ == "LoadedModel"  # really the torch path
     assert free_report["evaluation"]["candidate"] == result.evaluation["candidate"]
     assert np.array_equal(free_report["confusion"], result.confusion)  # the same held-out answers
-    assert free_report["accuracy_after"] == result.accuracy_after
+    assert free_report["accuracy_after"] == result.accuracy_after < 1
     images = sorted(val.rglob("*.png"))
-    np.testing.assert_allclose(torch_probabilities(free_out, images), torch_probabilities(torch_out, images),
-                               atol=1e-4)
+    free_p, torch_p = torch_probabilities(free_out, images), torch_probabilities(torch_out, images)
+    assert free_p.max(1).min() < 0.9  # not saturated
+    np.testing.assert_allclose(free_p, torch_p, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["full", "captions"])
