@@ -1,13 +1,17 @@
-"""Training › Fine-tune on folder… in a torch-free install: choosing the full method says in one
-sentence that it needs torch and the command that adds it, and Start stays off; quick runs.
+"""The window in a torch-free install: Training › Fine-tune on folder… with the full method says in
+one sentence that it needs torch and the command that adds it (Start stays off; quick runs), and
+loading another open_clip model says in one sentence what to install.
 
-torch is already imported in this process (the window's tiny model), so the install is made
-torch-free where training asks: `training.config.torch_available`. The CLI's tests
-(tests/core/test_torch_free_finetune.py) block the real imports in a subprocess.
+torch is already imported in this process (the window's tiny model), so the fine-tune dialog's
+install is made torch-free where training asks (`training.config.torch_available`), and the model
+load's by `sys.modules["open_clip"] = None`, which makes `import open_clip` raise ImportError as
+on a machine without it. The CLI's tests (tests/core/test_torch_free*.py) block the real imports
+in a subprocess.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from PIL import Image
@@ -71,3 +75,18 @@ def test_full_with_torch_keeps_start(qtbot, open_window, tmp_path):
     assert dialog.method.currentData() == "full"
     assert "needs torch" not in dialog.status.text() and dialog.start_button.isEnabled()
     dialog.reject()
+
+
+def test_another_model_without_torch_says_what_to_install(qtbot, open_window, monkeypatch):
+    window = open_window()
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # `import open_clip` now fails
+    with qtbot.waitSignal(window.model_failed, timeout=30000) as failed:
+        window.load_model("ViT-B-32", "none")
+    message = failed.args[0]
+    sentence = message.split("\n\n")[0]  # then the menu hint: Load checkpoint… or the demo model
+    assert "needs torch" in sentence and "pip install clipdesk" in sentence, message
+    assert sentence.count(". ") == 0 and "Traceback" not in message
+    box = window.model_error_box
+    assert box is not None and box.isVisible() and box.text() == message
+    assert window.model_ready  # still on the model that was working
+    box.reject()
