@@ -119,7 +119,7 @@ def _occupied(folder: Path, overwrite: bool) -> str | None:
 def save_safetensors_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
     """numpy arrays to safetensors (numpy's API: the quick head is written without torch; full
     and captions hand over their weights as arrays, `common.numpy_state`)."""
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # not ascontiguousarray: it makes 0-d 1-d
     bad = [k for k, v in arrays.items() if v.dtype.kind in "fc" and not bool(np.isfinite(v).all())]
     if bad:  # the last line of defence: a model with NaN weights would score garbage with exit 0
         raise DataError(f"The trained weights hold non-finite values ({bad[0]}); nothing was saved to {path.parent}; "
