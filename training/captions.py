@@ -35,7 +35,7 @@ from clipdesk.core.jobs import CancelToken, Job, Progress
 from clipdesk.core.models import load_model_job
 
 from .checkpoint import STATE_DIR, base_metadata, output_dir, portable_reference, write_model_folder
-from .common import encode_paths, fingerprint, train_transform
+from .common import encode_paths, fingerprint, numpy_state, train_transform
 from .config import FinetuneResult
 from .data import DataError, ImageDataset, read_caption_pairs, verify_pairs_job
 from .loop import LoopConfig, amp_context, clear_state, contrastive_train_job, dist_info, is_writer
@@ -138,7 +138,7 @@ def train_captions_job(
                                   "train_pairs": len(train), "val_pairs": len(val),
                                   "epochs_run": loop.best_epoch, "steps": loop.steps}
         metadata.update(extra_metadata or {})
-        write_model_folder(out, metadata, weights=loop.state)
+        write_model_folder(out, metadata, weights=numpy_state(loop.state))
         clear_state(out / STATE_DIR)
         loaded.metadata, loaded.pretrained = metadata, str(out)
     return CaptionsResult(out, recall_before, recall_after, loop.history, len(train), len(val),

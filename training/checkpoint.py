@@ -13,7 +13,10 @@ import os
 import re
 from pathlib import Path
 
-from clipdesk.core.atomic import atomic_path
+import numpy as np
+from safetensors.numpy import save_file
+
+from clipdesk.core.atomic import atomic_path, write_json_atomic
 from clipdesk.core.models import METADATA_FILE, WEIGHTS_FILE
 from clipdesk.core.paths import finetuned_models_dir
 
@@ -113,18 +116,16 @@ def _occupied(folder: Path, overwrite: bool) -> str | None:
             "or add --overwrite to replace the model in it.")
 
 
-def save_safetensors_atomic(tensors: dict, path: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    tensors = {k: (torch.from_numpy(v) if not isinstance(v, torch.Tensor) else v).contiguous()
-               for k, v in tensors.items()}
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+def save_safetensors_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """numpy arrays to safetensors (numpy's API: the quick head is written without torch; full
+    and captions hand over their weights as arrays, `common.numpy_state`)."""
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # not ascontiguousarray: it makes 0-d 1-d
+    bad = [k for k, v in arrays.items() if v.dtype.kind in "fc" and not bool(np.isfinite(v).all())]
     if bad:  # the last line of defence: a model with NaN weights would score garbage with exit 0
         raise DataError(f"The trained weights hold non-finite values ({bad[0]}); nothing was saved to {path.parent}; "
                         "lower the learning rate and train again.")
     with atomic_path(path) as temp:  # the umask's mode, not safetensors' 0600; no half file on a full disk
-        save_file(tensors, str(temp))
+        save_file(arrays, str(temp))
 
 
 def base_metadata(arch: str, base_pretrained: str, method: str, class_names: list[str],
@@ -143,9 +144,6 @@ def base_metadata(arch: str, base_pretrained: str, method: str, class_names: lis
 def write_model_folder(folder: Path, metadata: dict, weights: dict | None = None,
                        head: dict | None = None) -> Path:
     """Full weights → model.safetensors; a few-shot head → head.safetensors (no base weights)."""
-    # torch comes with it: imported when a model is written, not when `--out` is checked
-    from .loop import write_json_atomic
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / METADATA_FILE).unlink(missing_ok=True)  # incomplete until the new metadata lands
@@ -156,7 +154,7 @@ def write_model_folder(folder: Path, metadata: dict, weights: dict | None = None
         save_safetensors_atomic(head, folder / HEAD_FILE)
         if weights is None:  # an older full model here would be loaded instead of the head's base
             (folder / WEIGHTS_FILE).unlink(missing_ok=True)
-    write_json_atomic(folder / METADATA_FILE, finite_json(metadata))
+    write_json_atomic(folder / METADATA_FILE, finite_json(metadata), indent=1)
     return folder
 
 

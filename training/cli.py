@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     finetune.add_argument("--method", choices=["quick", "full", "captions"], default="quick",
                           help="quick: few-shot head in seconds; full: fine-tune both towers (FLYP + WiSE-FT); "
                                "captions: contrastive training on captioned pairs")
-    add_model_options(finetune, backend=False, precision=False)  # training runs on torch
+    add_model_options(finetune, backend=False, precision=False)  # quick: the ONNX export where served torch-free
     finetune.add_argument("--epochs", type=positive_int, default=None,
                           help="training epochs for full and captions (quick ignores it: its head is a cross-validated fit)")
     finetune.add_argument("--lr", type=_positive_float, default=None, help="learning rate; default per method")
@@ -191,11 +191,15 @@ def check_png_target(path: Path) -> Path:
 
 
 def cmd_finetune(args) -> int:
+    from .config import torch_needed
+
+    missing = torch_needed(args.method)
+    if missing:  # full and captions without torch: one sentence, exit 1, before anything else
+        raise ModelLoadError(missing)
     check_finetune_args(args)  # before torch loads: a usage error answers at once
     from clipdesk.core.models import resolve_source
 
     from .api import FinetuneConfig, finetune_job
-    from .loop import dist_info, init_distributed
 
     arch, pretrained = resolve_source(args.model, args.pretrained)  # `demo` → its real architecture
     config = FinetuneConfig(
@@ -204,9 +208,7 @@ def cmd_finetune(args) -> int:
         val_folder=args.val_folder, out=args.out, device=args.device, seed=args.seed, name=args.name,
         overwrite=args.overwrite,
     )
-    if args.method != "quick":
-        config.device = init_distributed(args.device)
-    rank, _ = dist_info()
+    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun's; full and captions join its group in the job
     if args.method == "quick" and rank != 0:
         return EXIT_OK  # the quick head takes seconds on one process; other ranks have nothing to do
     result = drive(finetune_job(config), quiet=rank != 0)

@@ -105,18 +105,9 @@ def predictions(features: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
     return (features @ weights.T).argmax(dim=1).numpy()
 
 
-class single_thread:
-    """Tiny matrices (few-shot heads) run far faster on one thread than with intra-op workers,
-    whose wake-up cost dominates (torch's and the BLAS under scikit-learn's solver: 16× on a busy
-    2-core machine); restore the caller's setting afterwards."""
-
-    def __enter__(self):
-        from threadpoolctl import threadpool_limits
-
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        self.blas = threadpool_limits(1)
-
-    def __exit__(self, *exc):
-        self.blas.restore_original_limits()
-        torch.set_num_threads(self.previous)
+def numpy_state(state: dict) -> dict[str, np.ndarray]:
+    """A state dict as numpy arrays for checkpoint.save_safetensors_atomic (numpy's safetensors
+    API, which the torch-free quick head shares); bfloat16, which numpy lacks, is widened to
+    float32 (training keeps fp32 weights, autocast aside, so this is a guard)."""
+    return {k: (v.float() if v.dtype == torch.bfloat16 else v).detach().cpu().contiguous().numpy()
+            for k, v in state.items()}

@@ -4,6 +4,7 @@ so the entry point can import the methods and the methods their types without a 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,26 @@ from typing import Any
 from clipdesk.core.models import DEFAULT_ARCH, DEFAULT_PRETRAINED
 
 METHODS = ("quick", "full", "captions")
+TORCH_METHODS = ("full", "captions")  # they train the encoders: torch; quick needs ONNX Runtime and numpy
+TORCH_PACKAGES = ("torch", "torchvision", "open_clip")
+TRAIN_INSTALL = "pip install 'clipdesk[train]'"  # pyproject's `train` extra: torch, torchvision, open_clip_torch
+
+
+def torch_available() -> bool:
+    """Whether torch, torchvision and open_clip can be found, without importing them (a second
+    of start-up; the window asks while a menu is open)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in TORCH_PACKAGES)
+    except (ImportError, ValueError):  # a blocked or half-removed package
+        return False
+
+
+def torch_needed(method: str) -> str | None:
+    """The one sentence for a method that needs torch where it is missing; None where it can run."""
+    if method not in TORCH_METHODS or torch_available():
+        return None
+    return (f"Fine-tuning with the {method} method needs torch, which this clipdesk does not include; "
+            f"add it with `{TRAIN_INSTALL}`, or use the quick method, which runs without it.")
 DEFAULT_EPOCHS = {"quick": 200, "full": 10, "captions": 10}  # quick: optimiser steps on embeddings
 DEFAULT_LR = {"quick": 1e-3, "full": 1e-5, "captions": 1e-5}
 SCRATCH_LR = 5e-4  # captions from random weights (pretrained none) need a far larger rate
@@ -30,6 +51,7 @@ class FinetuneConfig:
     val_folder: Path | str | None = None
     out: Path | str | None = None  # None: <user data dir>/models/<name>/
     device: str = "auto"
+    backend: str = "auto"  # quick's embeddings: "auto" (the ONNX export where served torch-free) or "torch"
     seed: int = 0
     name: str | None = None
     templates: str = "photo"

@@ -35,6 +35,7 @@ from .common import (
     class_weights,
     default_full_lr,
     fingerprint,
+    numpy_state,
     parameter_count,
     stratified_split,
     train_transform,
@@ -279,7 +280,7 @@ def full_job(config, cancel: CancelToken | None = None):
             "train_images": len(train_p), "val_images": len(val_p), "test_images": len(test_p), "kept": decision,
             "warnings": warnings,
         }
-        write_model_folder(out, metadata, weights=final_state, head=head.tensors())
+        write_model_folder(out, metadata, weights=numpy_state(final_state), head=head.tensors())
         png = write_confusion_png(out / "confusion.png", classes, confusion)
         clear_state(out / STATE_DIR)
         loaded.metadata, loaded.pretrained, loaded.head = metadata, str(out), head

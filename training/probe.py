@@ -3,8 +3,8 @@
 Each *family* fits on (features, labels) and returns named heads; every family returns the same
 names on every fold, so a candidate's cross-validated accuracy is the pooled accuracy of the
 same recipe refitted on each fold. Families: the zero-shot text classifier, class-mean
-prototypes, a logistic regression on standardised features (scikit-learn, a grid of strengths C)
-folded into a linear head, and training-free Tip-Adapter (a cache of the training embeddings on
+prototypes, a logistic regression on standardised features (training.logistic: numpy, a grid of
+strengths C) folded into a linear head, and training-free Tip-Adapter (a cache of the training embeddings on
 top of zero-shot; large β ≈ nearest neighbour) over an α × β grid.
 
 Choosing: by cross-validated accuracy (ties: lower cross-entropy), within a family and across
@@ -18,7 +18,6 @@ settings were chosen without it (inner cross-validation on the other folds).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -26,7 +25,8 @@ import numpy as np
 
 from clipdesk.core.heads import Head, LinearHead, TipAdapterHead
 
-from .common import single_thread
+from .logistic import Logistic, Standardiser, fit_logistic, stratified_folds
+from .threads import single_thread
 
 MAX_FOLDS = 5
 OUTER_FOLDS = 10  # the honest estimate trains on 90 %: less pessimistic than 5 folds on tiny sets
@@ -74,7 +74,7 @@ def fold_standardised_logistic(mean: np.ndarray, std: np.ndarray, coef: np.ndarr
                                present: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """A logistic regression on (x − μ)/σ as a linear head on x: W' = W/σ, b' = b − W·(μ/σ).
 
-    Binary scikit-learn models keep one row z; softmax([−z/2, z/2]) equals its [1 − σ(z), σ(z)].
+    Binary models keep one row z (scikit-learn's layout); softmax([−z/2, z/2]) equals its [1 − σ(z), σ(z)].
     Classes the model never saw get weight 0 and a very low bias.
     """
     coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
@@ -99,28 +99,18 @@ def probe_folds(x: np.ndarray, y: np.ndarray, seed: int) -> list[tuple[np.ndarra
             for train, test in folds(y[order], seed + 7919 * r, MAX_FOLDS)]
 
 
-def _fit_scaled(z, y, strengths, model=None):
-    """One warm-started logistic regression per strength C (increasing), as (C, fitted copy)."""
-    import copy
-
-    from sklearn.linear_model import LogisticRegression
-
-    model = model or LogisticRegression(max_iter=300, warm_start=True)
-    fitted = []
+def _fit_scaled(z, y, strengths) -> list[tuple[float, Logistic]]:
+    """One logistic regression per strength C (increasing), each warm-started from the last."""
+    fitted, model = [], None
     for strength in strengths:
-        model.set_params(C=strength)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence notes at weak regularisation
-            model.fit(z, y)
-        fitted.append((strength, copy.copy(model)))
+        model = fit_logistic(z, y, strength, warm=model)
+        fitted.append((strength, model))
     return fitted
 
 
 def choose_strength(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     """C by repeated stratified cross-validation over LR_STRENGTHS (accuracy; ties: log-loss, then
     smaller C): on a flat landscape one 5-fold split's luck picks anything from 0.1 to 100."""
-    from sklearn.preprocessing import StandardScaler
-
     splits = probe_folds(x, y, seed)
     if not splits:
         return 1.0
@@ -128,7 +118,7 @@ def choose_strength(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     for train, test in splits:
         if len(np.unique(y[train])) < 2:
             continue
-        scaler = StandardScaler().fit(x[train])
+        scaler = Standardiser.fit(x[train])
         z_test = scaler.transform(x[test])
         for i, (_, model) in enumerate(_fit_scaled(scaler.transform(x[train]), y[train], LR_STRENGTHS)):
             proba = np.full((len(test), y.max() + 1), 1e-12)
@@ -143,15 +133,13 @@ def fit_probe(x: np.ndarray, y: np.ndarray, classes: list[str], seed: int = 0) -
     """THE linear probe (quick's logistic-regression candidate and the benchmark's "probe" row):
     standardised features, L2 strength C chosen by stratified cross-validation, then refitted on
     all the images, folded into a linear head. Returns (head, C)."""
-    from sklearn.preprocessing import StandardScaler
-
     x = np.ascontiguousarray(x, np.float64)
     y = np.asarray(y, np.int64)
     order = np.lexsort((np.round(x.sum(1), 4), y))  # the same images in any order: the same fit
     x, y = x[order], y[order]
     with single_thread():
         strength = choose_strength(x, y, seed)
-        scaler = StandardScaler().fit(x)
+        scaler = Standardiser.fit(x)
         _, model = _fit_scaled(scaler.transform(x), y, [strength])[0]
     weight, bias = fold_standardised_logistic(scaler.mean_, scaler.scale_, model.coef_, model.intercept_,
                                               model.classes_, len(classes))
@@ -185,15 +173,11 @@ def fit_all(x, y, ctx: Context, families=FAMILIES) -> dict[str, Head]:
 
 # -- cross-validation ------------------------------------------------------------------------------
 def folds(y: np.ndarray, seed: int, max_folds: int = MAX_FOLDS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded folds: as many as the rarest class allows (2 to `max_folds`)."""
-    from sklearn.model_selection import StratifiedKFold
-
+    """Stratified, seeded folds: as many as the rarest class allows (2 to `max_folds`); a class
+    rarer than that misses some folds, which the families handle."""
     counts = np.bincount(y)
     k = int(np.clip(counts[counts > 0].min(), 2, max_folds)) if len(y) >= 2 else 2
-    k = min(k, len(y))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a class rarer than k: some folds miss it, handled by the families
-        yield from StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    yield from stratified_folds(y, min(k, len(y)), seed)
 
 
 def score(head: Head, x: np.ndarray, y: np.ndarray) -> tuple[int, float]:

@@ -4,7 +4,9 @@ Candidates (training.probe: zero-shot, class means, the linear probe `probe.fit_
 Tip-Adapter) are compared by repeated cross-validation on the training images; the probe stays
 unless another beats it clearly, and then the head is exactly `fit_probe` on all the images (the
 same fit the benchmark's "probe" row makes). It is saved as head.safetensors beside a reference
-to the base model. The reported "after" accuracy comes from images that chose nothing: a
+to the base model. Nothing here needs torch: the embeddings come from the model's ONNX export
+where one is served torch-free (the demo ships one), the head is numpy (training.logistic), and the
+checkpoint is written with safetensors' numpy API. The reported "after" accuracy comes from images that chose nothing: a
 held-out split when it holds ≥ 100 images (or a separate folder), otherwise repeated nested
 10-fold cross-validation over the whole folder, its interval resting on the distinct images.
 """
@@ -17,8 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from clipdesk.core.backends import Encoder, TorchEncoder
+from clipdesk.core.cache import EmbeddingCache
+from clipdesk.core.engine import Engine
 from clipdesk.core.heads import head_metadata
 from clipdesk.core.jobs import CancelToken, Job, Progress, check
+from clipdesk.core.models import load_model_job
+from clipdesk.core.onnx_start import open_exported_job
 from clipdesk.core.prompts import Label
 
 from . import probe
@@ -93,21 +100,30 @@ def honest_after(x, y, ctx, plan: str, test=None,
     return y, np.array(pred), how, chosen
 
 
+def frozen_encoder_job(config, cancel: CancelToken | None = None) -> Job[Encoder]:
+    """The image encoder the head sits on: the model's ONNX export where it is served without
+    torch (backend "auto"; fp32 embeddings equal torch's to ~1e-6, and share its cache), else
+    torch (backend "torch", or no export: `load_model_job` says in one sentence when torch is
+    missing too)."""
+    if config.backend != "torch":
+        encoder = yield from open_exported_job(config.arch, config.pretrained, config.device, "auto",
+                                               "fp32", cancel)
+        if encoder is not None:
+            return encoder
+    loaded = yield from load_model_job(config.arch, config.pretrained, config.device, cancel)
+    return TorchEncoder(loaded)
+
+
 def quick_job(config, cancel: CancelToken | None = None):
     """scan → cached embeddings → candidates chosen by cross-validation → honest figure → model folder."""
-    from clipdesk.core.backends import TorchEncoder
-    from clipdesk.core.cache import EmbeddingCache
-    from clipdesk.core.engine import Engine
-    from clipdesk.core.models import load_model_job
-
     summary = scan_dataset(config.folder)
     check_dataset(summary, config.min_per_class)
     val_summary = scan_dataset(config.val_folder) if config.val_folder else None
     plan = plan_evaluation(summary.total, config.val_split, config.val_folder)
     split = split_dataset(summary, config.val_split, config.seed, val_summary)
     classes = split.classes
-    loaded = yield from load_model_job(config.arch, config.pretrained, config.device, cancel)
-    engine = Engine(TorchEncoder(loaded), EmbeddingCache())
+    encoder = yield from frozen_encoder_job(config, cancel)
+    engine, loaded = Engine(encoder, EmbeddingCache()), encoder.loaded
     skipped = list(summary.skipped)
     paths, labels = split.train_paths, split.train_labels
     if plan == "nested":  # every image is used: to fit, to choose, and (out of fold) to judge

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .demo import demo_model_dir
 from .errors import Cancelled
+from .heads import load_head
 from .jobs import CancelToken, Job
 from .models import (
     RANDOM_SEED,
@@ -119,6 +120,23 @@ def quick_identity(arch: str | None, pretrained: str | None) -> tuple[str, str, 
         return None
 
 
+def head_over_base(arch: str | None, pretrained: str | None) -> tuple[Path, dict, str, str] | None:
+    """A few-shot head folder without weights of its own (the quick method's): (folder, its
+    metadata, arch, its base model), as `models._load_folder` reads it; None for anything else."""
+    try:
+        arch, pretrained = resolve_source(arch, pretrained)
+        folder = Path(pretrained).expanduser()
+        if not folder.is_dir() or (folder / WEIGHTS_FILE).exists():
+            return None
+        metadata = read_metadata(folder)
+        if not metadata.get("head"):
+            return None
+        base = (metadata.get("base_pretrained") or "none").strip() or "none"
+        return folder, metadata, arch, str(folder / base) if (folder / base).exists() else base
+    except Exception:  # noqa: BLE001 - anything odd: the full loader gives the proper message
+        return None
+
+
 def open_exported_job(arch: str, pretrained: str, device: str = "auto", backend: str = "auto",
                       precision: str = "fp32", cancel: CancelToken | None = None) -> Job[OnnxEncoder | None]:
     """The fast start: serve a model whose export is cached without importing torch or open_clip.
@@ -137,6 +155,9 @@ def _open_exported(arch: str, pretrained: str, device: str, backend: str, precis
     name = (backend or "auto").lower()
     if name not in ("auto", "onnx") or precision not in PRECISIONS or not cpu_only(device):
         return None
+    head_folder = head_over_base(arch, pretrained)
+    if head_folder is not None:  # a head over a base: the base's export serves its embeddings
+        _, _, arch, pretrained = head_folder
     found = quick_identity(arch, pretrained)
     if found is None:
         return None
@@ -163,4 +184,8 @@ def _open_exported(arch: str, pretrained: str, device: str, backend: str, precis
             note_fallback(f"could not quantise the ONNX export ({first_line(error)})")
             return None
     loaded = LazyLoadedModel(arch, pretrained, identity, meta, metadata)
+    if head_folder is not None:  # its identity stays the base's, so the cache is shared
+        head_path, head_metadata, _, _ = head_folder
+        loaded.pretrained, loaded.metadata = str(head_path), head_metadata
+        loaded.head = load_head(head_path, head_metadata, loaded.device)
     return OnnxEncoder(loaded, precision, folder=folder, meta=meta)

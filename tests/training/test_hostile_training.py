@@ -290,7 +290,7 @@ def test_overwrite_replaces_only_the_model_files(tmp_path, capsys):
 
 
 def test_a_failed_checkpoint_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    import safetensors.torch
+    from training import checkpoint
 
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
@@ -299,7 +299,7 @@ def test_a_failed_checkpoint_write_leaves_the_old_file_and_no_temporary(tmp_path
         Path(filename).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)  # safetensors.numpy's, as imported there
     with pytest.raises(OSError):
         save_safetensors_atomic({"w": np.zeros(3, np.float32)}, target)
     assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]

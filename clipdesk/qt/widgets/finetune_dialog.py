@@ -42,7 +42,8 @@ METHODS = (("quick", "Quick — a few-shot head on frozen embeddings (seconds)")
 
 
 def load_training_api() -> Any:
-    """The training package, imported only when the dialog opens (it pulls in torch)."""
+    """The training package, imported only when the dialog opens (its quick method runs without
+    torch; full imports torch only when it starts)."""
     from training import api
 
     return api
@@ -112,6 +113,7 @@ class FinetuneDialog(QDialog):
         self.method.setObjectName("methodCombo")
         for key, text in METHODS:
             self.method.addItem(text, key)
+        self.method.currentIndexChanged.connect(self._method_changed)
         self.epochs = QSpinBox()
         self.epochs.setObjectName("epochsSpin")
         self.epochs.setRange(0, 1000)
@@ -129,7 +131,8 @@ class FinetuneDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
-        self.status = QLabel(f"Base model: {arch} ({Path(pretrained).name or pretrained})")
+        self.base_text = f"Base model: {arch} ({Path(pretrained).name or pretrained})"
+        self.status = QLabel(self.base_text)
         self.status.setObjectName("finetuneStatus")
         self.status.setWordWrap(True)
         self.plot = TrainingPlot()
@@ -255,7 +258,22 @@ class FinetuneDialog(QDialog):
             note += f" Skipped {len(summary.skipped)}: {', '.join(map(str, summary.skipped[:3]))}" + (
                 "…" if len(summary.skipped) > 3 else "")
         self.scan_note.setText(note)
-        self.start_button.setEnabled(len(summary.classes) >= 2 and self.task is None)
+        self.start_button.setEnabled(self._can_start())
+
+    def _can_start(self) -> bool:
+        return (self.summary is not None and len(self.summary.classes) >= 2 and self.task is None
+                and self._torch_needed() is None)
+
+    def _torch_needed(self) -> str | None:
+        """The sentence for a method this install cannot run (full without torch), else None."""
+        check = getattr(self._api(), "torch_needed", None)
+        return check(self.method.currentData()) if check is not None else None
+
+    def _method_changed(self) -> None:
+        """Choosing full without torch says so at once, with the command that adds it."""
+        if self.task is None:
+            self.status.setText(self._torch_needed() or self.base_text)
+            self.start_button.setEnabled(self._can_start())
 
     def _scan_failed(self, error) -> None:
         self.summary = None
@@ -274,6 +292,10 @@ class FinetuneDialog(QDialog):
     def start(self) -> None:
         api = self._api()
         if api is None or self.task is not None:
+            return
+        missing = self._torch_needed()
+        if missing:
+            self.status.setText(missing)
             return
         config = self.config()
         self.plot.clear()
@@ -331,7 +353,7 @@ class FinetuneDialog(QDialog):
     def _failed(self, error) -> None:
         self.task = None
         self.cancel_button.setEnabled(False)
-        self.start_button.setEnabled(self.summary is not None)
+        self.start_button.setEnabled(self._can_start())
         self.status.setText("Training cancelled." if isinstance(error, Cancelled) else f"Training failed: {error}")
 
     def _fill_confusion(self, result) -> None:
