@@ -25,9 +25,13 @@ round, each tool runs, as fresh processes timed from spawn to exit with peak RSS
                      the larger); search: `clipdesk search --index IDX --query QUERY2`
   clipdesk search    cold: `clipdesk search FOLDER --query QUERY` with an empty embedding cache
                      (one process, like rclip's); search: the same with QUERY2 (cache warm)
+  clipdesk search int8  the same with `--precision int8` (the same weights, dynamically quantised
+                     once by clipdesk: its opt-in fast path, not what rclip runs)
 
-clipdesk runs its CPU default (ONNX Runtime fp32, the ONNX export already made, as rclip's model
-files are already there). Every clipdesk process goes through benchmarks/_backend_probe.py; a row
+clipdesk runs its CPU default (ONNX Runtime fp32) unless the row says int8; the ONNX export and
+its int8 quantisation are made once before the rounds, as rclip's model files are already there
+(the first-use time is printed). The export's verified hashes (identities.json) are kept between
+legs; the embedding cache, the index folder and rclip's database are emptied before every leg. Every clipdesk process goes through benchmarks/_backend_probe.py; a row
 whose runs used anything but ONNX Runtime (a torch fallback) is reported as such, its verdict
 says NOT MEASURED and the script exits 1. The legs run interleaved (order rotating, one warm-up
 round on the 12-MP set), the photos' pages read into the page cache before every leg; ratios are
