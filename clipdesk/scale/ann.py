@@ -172,13 +172,15 @@ class IvfPqrFaiss:
         self.nprobe, self.k_factor = NPROBES[2], K_FACTORS[2]
 
     def train(self, vectors: np.ndarray, size: int = 0) -> None:
-        """Cells scale with the collection (≈ 2√n, at least 39 training vectors each, as FAISS
-        asks); codes are 8-bit once the sample can fill 256 centroids, fewer bits below that."""
+        """Cells scale with the collection (≈ 2√n), but their centres (dim floats each) cost at most
+        4 B a vector, so the file stays ≤ 64 B a vector; each cell gets ≥ 39 training vectors, as
+        FAISS asks. Codes are 8-bit once the sample can fill 256 centroids, fewer bits below that."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, np.float32)
-        wanted = 2 * np.sqrt(max(size, len(vectors)))
-        nlist = int(min(4096, 2 ** round(np.log2(wanted)), 2 ** int(np.log2(max(1, len(vectors) // 39)))))
+        size = max(size, len(vectors))
+        cap = min(4096, size // self.dim, len(vectors) // 39)
+        nlist = int(min(2 ** round(np.log2(2 * np.sqrt(size))), 2 ** int(np.log2(max(1, cap)))))
         nbits = int(np.clip(np.log2(max(2, len(vectors) // 39)), 4, 8))
         quantizer = faiss.IndexFlatL2(self.dim)
         index = faiss.IndexIVFPQR(quantizer, self.dim, max(1, nlist), largest_divisor(self.dim, 16), nbits,
