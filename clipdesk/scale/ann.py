@@ -274,17 +274,16 @@ class VectorIndex:
         new = [name for name in shards if name not in set(held)]
         if not new and not rebuilt:
             return {"added": 0, "rebuilt": False}
+        saved = None if rebuilt else self._load()  # before the counts below change
         for name in new:
             errors = read_shard(self.folder / name, ["error"])["error"]
             self.state["offsets"].append(self.state["rows"])
             self.state["shards"].append(name)
             self.state["skipped"] += [self.state["rows"] + i for i, e in enumerate(errors) if e]
             self.state["rows"] += len(errors)
-        valid_before = self.state["valid"]
         self.state["valid"] = self.state["rows"] - len(self.state["skipped"])
         if self.state["valid"] >= self.exact_below:
-            grow = not rebuilt and self._load() is not None and len(self.ann) == valid_before
-            self._grow(new if grow else self.state["shards"])  # a count that disagrees: rebuild
+            self._grow(new if saved is not None else self.state["shards"])  # none usable: rebuild
         self.state["format"] = FORMAT
         self._write_state()
         return {"added": len(new), "rebuilt": rebuilt}
