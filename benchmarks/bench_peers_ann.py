@@ -1,6 +1,7 @@
 """clipdesk's ANN index against autofaiss (and compact FAISS indexes) on clustered CLIP-like vectors.
 
-    PYTHONPATH=. python benchmarks/bench_peers_ann.py --n 100000 --rounds 3
+    PYTHONPATH=. nice python benchmarks/bench_peers_ann.py --n 100000 --rounds 3
+    PYTHONPATH=. nice python benchmarks/bench_peers_ann.py --n 1000000 --rounds 3 --autofaiss 64B
 
 Data: a mixture of `--clusters` (1,000) Gaussian clusters on the unit sphere in 512-d. The centres
 are random unit vectors; a point is centre + noise, normalised. The noise has a power-law spectrum
@@ -9,16 +10,19 @@ sits in a few directions; `--decay 0` gives isotropic noise, the hardest case (i
 is uniform random data: the top-10 cosines differ by ~0.03 and every compact code fails).
 Queries are fresh points from the same mixture.
 
-Figures, per index: build time (one build each: too slow to repeat on two cores), bytes per vector
-of the saved index file, 10-recall@10 (|ANN top-10 ∩ exact top-10| / 10, averaged over the
+Figures, per index: build time and the build's peak RSS (one build each, in a child process of
+its own: too slow to repeat on two cores), bytes per vector of the saved index file, 10-recall@10 (|ANN top-10 ∩ exact top-10| / 10, averaged over the
 queries; exact = float32 brute-force inner product), and single-query latency with one thread —
 how `clipdesk search --index` asks — timed in interleaved rounds against the brute-force scan
-(benchmarks/_compare.py). The clipdesk leg is `VectorIndex.update` over real shard files and its
-ANN's `search` (keys, before the shard path look-up every leg would need alike).
+(benchmarks/_compare.py), with queries/s = 1000 / ms per query. The clipdesk leg is
+`VectorIndex.update` over real shard files (build time includes its nprobe / re-rank tuning) and
+its ANN's `search` (ids, before the shard path look-up every leg would need alike; no row failed
+to decode, so ids are row numbers). `--libraries faiss-pq` adds the older exact re-rank index.
 
 autofaiss needs numpy < 2, so it runs in its own venv (`benchmarks/_data/autofaiss-venv`, made on
 first use) on the same vectors (.npy), twice: with its default memory budget, and held to 64 bytes
-a vector (`max_index_memory_usage`). Its index file is read back here with our faiss.
+a vector (`max_index_memory_usage`); `--autofaiss 64B` runs only the latter (at 1M its default
+picks HNSW, hours to build here). Its index file is read back here with our faiss.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,8 +81,8 @@ def one_by_one(search, queries: np.ndarray) -> tuple[np.ndarray, float]:
     return ids, (time.perf_counter() - start) / len(queries)
 
 
-def build_clipdesk(vectors: np.ndarray, folder: Path) -> tuple[VectorIndex, float, int]:
-    """Shard files as `clipdesk index` writes them, then the ANN built the way it builds it."""
+def write_shards(vectors: np.ndarray, folder: Path) -> dict:
+    """Shard files as `clipdesk index` writes them, and their manifest."""
     names = []
     for n, start in enumerate(range(0, len(vectors), 50_000)):
         part = vectors[start : start + 50_000]
@@ -86,12 +92,28 @@ def build_clipdesk(vectors: np.ndarray, folder: Path) -> tuple[VectorIndex, floa
         names.append(name)
     manifest = {"shards": names, "dim": DIM}
     sh.write_manifest(folder, manifest)
+    return manifest
+
+
+def build_clipdesk_child(folder: str, library: str) -> None:
+    """In a child process: the ANN built the way `clipdesk index` builds it; time and peak RSS."""
+    faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
     start = time.perf_counter()
-    index = VectorIndex(folder)
-    index.update(manifest)
-    seconds = time.perf_counter() - start
+    VectorIndex(Path(folder), library=library).update(manifest)
+    print(json.dumps({"seconds": time.perf_counter() - start,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def build_clipdesk(folder: Path, library: str) -> tuple[VectorIndex, float, int, float]:
+    done = subprocess.run([sys.executable, __file__, "--build-child", str(folder), library],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"clipdesk build failed:\n{done.stderr[-3000:]}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    index = VectorIndex(folder, library=library)
     size = sum(p.stat().st_size for p in (folder / "ann").iterdir() if p.name != "state.json")
-    return index, seconds, size
+    return index, info["seconds"], size, info["peak_mb"]
 
 
 AUTOFAISS_SCRIPT = """
@@ -99,11 +121,13 @@ import json, sys, time, numpy as np
 from autofaiss import build_index
 x = np.load(sys.argv[1]); out = sys.argv[2]; budget = sys.argv[3]
 kw = {} if budget == "default" else {"max_index_memory_usage": budget}
+import resource
 t = time.perf_counter()
 _, infos = build_index(x, save_on_disk=True, index_path=out, index_infos_path=out + ".json",
                        metric_type="ip", nb_cores=2, verbose=30, **kw)
 print(json.dumps({"seconds": time.perf_counter() - t, "key": infos.get("index_key", "?"),
-                  "param": infos.get("index_param", "")}))
+                  "param": infos.get("index_param", ""),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -112,12 +136,13 @@ def autofaiss_python() -> Path:
     if not python.is_file():
         print(f"  installing autofaiss into {AUTOFAISS_VENV} (once)", file=sys.stderr)
         venv.EnvBuilder(with_pip=True, clear=True).create(AUTOFAISS_VENV)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "autofaiss", "faiss-cpu==1.8.0", "pyarrow<16"],
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "autofaiss", "faiss-cpu==1.8.0", "pyarrow<16",
+                        "packaging"],
                        check=True)  # autofaiss pins numpy < 2 (pyarrow too, then) and calls OPQMatrix(M=) as faiss <= 1.8 spells it
     return python
 
 
-def build_autofaiss(npy: Path, out: Path, budget: str) -> tuple[faiss.Index, float, int, str]:
+def build_autofaiss(npy: Path, out: Path, budget: str) -> tuple[faiss.Index, float, int, str, float]:
     done = subprocess.run([str(autofaiss_python()), "-c", AUTOFAISS_SCRIPT, str(npy), str(out), budget],
                           capture_output=True, text=True)
     if done.returncode:
@@ -126,7 +151,7 @@ def build_autofaiss(npy: Path, out: Path, budget: str) -> tuple[faiss.Index, flo
     index = faiss.read_index(str(out))
     if info["param"]:  # the search parameters autofaiss tuned are not in the file: set them
         faiss.ParameterSpace().set_index_parameters(index, info["param"])
-    return index, info["seconds"], out.stat().st_size, f"{info['key']} {info['param']}"
+    return index, info["seconds"], out.stat().st_size, f"{info['key']} {info['param']}", info["peak_mb"]
 
 
 def faiss_searcher(index: faiss.Index):
@@ -136,6 +161,8 @@ def faiss_searcher(index: faiss.Index):
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--build-child":
+        return build_clipdesk_child(sys.argv[2], sys.argv[3])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
@@ -143,10 +170,14 @@ def main() -> None:
     parser.add_argument("--decay", type=float, default=1.0)
     parser.add_argument("--spread", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-autofaiss", action="store_true")
-    parser.add_argument("--compact", nargs="*", default=["OPQ64,IVF1024,PQ64"],
+    parser.add_argument("--libraries", nargs="*", default=["faiss-ivfpqr"],
+                        help="clipdesk ANN libraries to build (faiss-ivfpqr is the default; faiss-pq keeps float32)")
+    parser.add_argument("--autofaiss", choices=["both", "64B", "none"], default="both")
+    parser.add_argument("--compact", nargs="*", default=[],
                         help="extra FAISS factory strings to measure (≤ 64 B/vector candidates)")
     args = parser.parse_args()
+    loads = [os.getloadavg()]
+    started = time.strftime("%H:%M", time.gmtime())
     faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
     vectors = clustered(args.n, args.clusters, args.decay, args.spread, seed=1)
     queries = clustered(args.queries, args.clusters, args.decay, args.spread, seed=2)
@@ -155,34 +186,48 @@ def main() -> None:
     truth = flat.search(queries, 10)[1]
     gaps = (queries[:, None, :] @ vectors[truth[:, [0, 9]]].transpose(0, 2, 1))[:, 0]
     print(f"# {args.n} vectors, {args.clusters} clusters, decay {args.decay}, spread {args.spread}; "
-          f"median cosine of the exact 1st / 10th neighbour: {np.median(gaps[:, 0]):.3f} / {np.median(gaps[:, 1]):.3f}\n")
+          f"median cosine of the exact 1st / 10th neighbour: {np.median(gaps[:, 0]):.3f} / {np.median(gaps[:, 1]):.3f}\n",
+          flush=True)
 
-    searchers, builds = {"brute force (float32 scan)": faiss_searcher(flat)}, {}
-    builds["brute force (float32 scan)"] = (0.0, DIM * 4, "Flat")
+    base = "brute force (float32 scan)"
+    searchers = {base: faiss_searcher(flat)}
+    builds = {base: (0.0, DIM * 4, "Flat", float("nan"))}  # (seconds, bytes/vector, what, peak MB)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        index, seconds, size = build_clipdesk(vectors, tmp / "idx")
-        ann = index.ann
-        searchers["clipdesk index"] = lambda q: ann.search(q, 10)[0]
-        builds["clipdesk index"] = (seconds, size / args.n, index.library.name)
+        write_shards(vectors, tmp / "idx")
+        for library in args.libraries:
+            folder = tmp / f"idx-{library}"
+            shutil.copytree(tmp / "idx", folder)  # each library builds from the same shard files
+            index, seconds, size, peak = build_clipdesk(folder, library)
+            name = f"clipdesk index ({library})"
+            tuned = index.state.get("tuned") or {}
+            what = library + (f" nprobe {tuned['nprobe']}, k_factor {tuned['k_factor']} (tuning recall "
+                              f"{tuned['recall_at_10']})" if tuned else "")
+            builds[name] = (seconds, size / args.n, what, peak)
+            searchers[name] = clipdesk_searcher(index)
+            print(f"  built {name}: {seconds:.1f} s, {size / args.n:.1f} B/vector, {what}", flush=True)
         for key in args.compact:
             compact = faiss.index_factory(DIM, key, faiss.METRIC_INNER_PRODUCT)
             start = time.perf_counter()
             compact.train(vectors[:65_536])
             compact.add(vectors)
             faiss.extract_index_ivf(compact).nprobe = 64 if "IVF" in key else 1
-            builds[key] = (time.perf_counter() - start, len(faiss.serialize_index(compact)) / args.n, key + " nprobe 64")
+            builds[key] = (time.perf_counter() - start, len(faiss.serialize_index(compact)) / args.n,
+                           key + " nprobe 64", float("nan"))
             searchers[key] = faiss_searcher(compact)
-        if not args.no_autofaiss:
+        if args.autofaiss != "none":
             npy = tmp / "x.npy"
             np.save(npy, vectors)
-            budgets = {"autofaiss (default budget)": "default",
-                       "autofaiss (64 B/vector)": f"{64 * args.n / 1e6:.1f}MB"}
+            budgets = {"autofaiss (64 B/vector asked)": f"{64 * args.n / 1e6:.1f}MB"}
+            if args.autofaiss == "both":
+                budgets = {"autofaiss (default budget)": "default", **budgets}
             for name, budget in budgets.items():
-                auto, seconds, size, key = build_autofaiss(npy, tmp / f"{budget}.index", budget)
-                builds[name] = (seconds, size / args.n, key)
+                auto, seconds, size, key, peak = build_autofaiss(npy, tmp / f"{budget}.index", budget)
+                builds[name] = (seconds, size / args.n, key, peak)
                 searchers[name] = faiss_searcher(auto)
+                print(f"  built {name}: {seconds:.1f} s, {size / args.n:.1f} B/vector, {key}", flush=True)
         faiss.omp_set_num_threads(1)  # one query at a time, as `clipdesk search --index` asks
+        loads.append(os.getloadavg())
 
         def leg(search):
             def run() -> Sample:
@@ -191,17 +236,29 @@ def main() -> None:
             return run
 
         results = interleave({name: leg(s) for name, s in searchers.items()}, rounds=args.rounds)
-    base = "brute force (float32 scan)"
-    print("| index | what | build (s) | bytes/vector | 10-recall@10 | ms/query median (min–max) | × brute force (min–max) |")
-    print("|---|---|---|---|---|---|---|")
+    loads.append(os.getloadavg())
+    print("| index | what | build (s) | build peak RSS (MB) | bytes/vector | 10-recall@10 | ms/query median (min–max) "
+          "| queries/s | × brute force (min–max) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in searchers:
-        seconds, per_vector, what = builds[name]
+        seconds, per_vector, what, peak = builds[name]
         times = results.values(name, "ms/query")
         speed = [1 / r for r in results.ratios(name, base, "ms/query")]
-        print(f"| {name} | {what} | {seconds:.1f} | {per_vector:.0f} | {results.median(name, 'recall@10'):.3f} | "
-              f"{np.median(times):.3f} ({min(times):.3f}–{max(times):.3f}) | "
+        print(f"| {name} | {what} | {seconds:.1f} | {peak:.0f} | {per_vector:.1f} | {results.median(name, 'recall@10'):.3f} | "
+              f"{np.median(times):.3f} ({min(times):.3f}–{max(times):.3f}) | {1e3 / np.median(times):.0f} | "
               f"{np.median(speed):.1f}× ({min(speed):.1f}–{max(speed):.1f}) |")
-    print(f"\n{args.rounds} interleaved rounds of {args.queries} single queries, one thread; builds with 2 threads, once each.")
+    print(f"\n{args.rounds} interleaved rounds of {args.queries} single queries, one thread; builds with 2 threads, "
+          f"once each, in child processes (peak RSS = the child's). Started {started} UTC, ended "
+          f"{time.strftime('%H:%M', time.gmtime())}; load average (1/5/15 min) at start "
+          f"{'/'.join(f'{x:.1f}' for x in loads[0])}, after the builds {'/'.join(f'{x:.1f}' for x in loads[1])}, "
+          f"at the end {'/'.join(f'{x:.1f}' for x in loads[2])}.")
+
+
+def clipdesk_searcher(index: VectorIndex):
+    """The index's ANN asked for ids; without decode errors an id is its row number."""
+    index.search(np.zeros(DIM, np.float32), 1)  # loads the saved index, as the first search does
+    ann = index.ann
+    return lambda q: ann.search(q, 10)[0]
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
-"""Nearest-neighbour search over an index folder's embeddings: exact when small, HNSW when large.
+"""Nearest-neighbour search over an index folder's embeddings: exact when small, compact IVF codes when large.
 
 The ANN index lives in `INDEX_DIR/ann/` next to the shards. `VectorIndex.update` compares the
-shards it already holds with the manifest: new shards are added to the graph (no rebuild);
-when a shard it holds has gone (files edited or removed), it rebuilds. Keys are global row
-numbers (shard offset + row), so a hit maps back to its shard and path without a second table.
-Rows that failed to decode are never added.
+shards it already holds with the manifest: new shards are added to the index (no rebuild);
+when a shard it holds has gone (files edited or removed), it rebuilds. A hit maps back to its
+global row number (shard offset + row), so to its shard and path without a second table. Rows
+that failed to decode are never added.
 
-Method, by measurement (benchmarks/bench_scale.py, 2-core shared machine, random unit vectors of
-dim 512 — the issue's target case): HNSW cannot reach recall@10 0.95 on such data without
-visiting most of it (FAISS HNSW M=32 at 100k: recall 0.46 at efSearch 256, 0.96 only at 2048,
-where it is no faster than brute force; usearch's HNSW built 1.5–2× slower than FAISS's and
-answered ~2× slower at the same recall). FAISS product quantisation with 4-bit fast-scan codes
-plus an exact re-rank of the best candidates needs no neighbourhood structure: at 100k it gave
-recall 0.973 at 17–26× less time per query than the brute-force scan, built in 2.5 s. So the
-default is `faiss-pq`; both HNSWs remain selectable (`library=`) for data where they shine.
+Method, by measurement (benchmarks/bench_peers_ann.py, clustered 512-d vectors like CLIP's, and
+benchmarks/bench_scale.py on random ones; figures in benchmarks/README.md): HNSW needs ~256 B of
+links a vector and on random data cannot reach recall 0.95 without visiting most of it. 4-bit
+fast-scan PQ plus an exact float32 re-rank (`faiss-pq`) is exact but keeps 2 KB a vector. With
+≤ 64 B a vector, a 16- or 32-byte PQ alone re-ranked by a second PQ of the *raw* vector stays
+under recall 0.5 on clustered data; the best compact code measured is FAISS's IVFPQR: an IVF
+cell, a 16-byte PQ of the residual to scan, and a 32-byte PQ of what that PQ missed to re-rank
+(48 B of codes + an 8-byte id; 0.77 at 100k where the raw-vector re-rank gave 0.47). It is the
+default (`faiss-ivfpqr`); nprobe and the re-rank depth are chosen at build time on a sample of
+the collection's own vectors, so the depth grows with the collection. `faiss-pq` and both HNSWs
+stay selectable (`library=`) where recall matters more than bytes.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ from .shards import read_shard
 
 EXACT_BELOW = 20_000  # vectors: under this a brute-force scan takes under a millisecond or two
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 32, 128, 256
-DEFAULT_LIBRARY = "faiss-pq"
+DEFAULT_LIBRARY = "faiss-ivfpqr"
 TRAIN_SAMPLE = 65_536  # vectors the PQ codebook is learnt from
+FORMAT = 2  # of ann/state.json: 2 added "format", "skipped" and "tuned"; 1 (no "format") is still read
+RECALL_TARGET = 0.95  # 10-recall@10 against exact search that the build-time tuning aims for
+TUNE_QUERIES = 200  # sample vectors the tuning asks with (each one's own hit is left out)
+NPROBES = (4, 8, 16, 32, 64, 128, 256)  # IVF cells visited, tried in this order
+K_FACTORS = (2, 4, 8, 16, 32, 64)  # re-rank depth as a multiple of k, tried in this order
 
 
 class HnswUsearch:
@@ -123,7 +131,7 @@ class PqRefineFaiss:
         self.refine = faiss.downcast_index(self.index.index)
         self.refine.k_factor = self.K_FACTOR
 
-    def train(self, vectors: np.ndarray) -> None:
+    def train(self, vectors: np.ndarray, size: int = 0) -> None:
         """The codebook: learnt once, from a sample of the first shards, kept for later adds."""
         self.index.train(np.ascontiguousarray(vectors, np.float32))
 
@@ -138,18 +146,116 @@ class PqRefineFaiss:
     __len__ = HnswFaiss.__len__
 
 
-LIBRARIES = {"faiss-pq": PqRefineFaiss, "faiss": HnswFaiss, "usearch": HnswUsearch}
+def largest_divisor(n: int, at_most: int) -> int:
+    return max(m for m in range(1, min(n, at_most) + 1) if n % m == 0)
+
+
+class IvfPqrFaiss:
+    """FAISS IVFPQR in ≤ 64 B a vector: an IVF cell, a 16-byte PQ of the vector's residual to its
+    cell centre (scanned), and a 32-byte PQ of what the first PQ missed, used to re-rank the best
+    `k_factor × k` (an 8-byte id each; the centres and codebooks are a fixed few MB).
+
+    Chosen by measurement (module docstring). L2 on unit vectors ranks as cosine does
+    (|q - x|² = 2 - 2 q·x): FAISS has IVFPQR for L2 only. Ids are the order vectors were added in
+    (IVFPQR finds a re-rank code by its id), so VectorIndex maps them to row keys.
+    """
+
+    name = "faiss-ivfpqr"
+    file = "ivfpqr.faiss"
+    positional = True
+
+    def __init__(self, dim: int, path: Path | None = None) -> None:
+        import faiss
+
+        self.dim = dim
+        self.index = faiss.read_index(str(path)) if path is not None else None
+        self.nprobe, self.k_factor = NPROBES[2], K_FACTORS[2]
+
+    def train(self, vectors: np.ndarray, size: int = 0) -> None:
+        """Cells scale with the collection (≈ 2√n), but their centres (dim floats each) cost at most
+        4 B a vector, so the file stays ≤ 64 B a vector; each cell gets ≥ 39 training vectors, as
+        FAISS asks. Codes are 8-bit once the sample can fill 256 centroids, fewer bits below that."""
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        size = max(size, len(vectors))
+        cap = min(4096, size // self.dim, len(vectors) // 39)
+        nlist = int(min(2 ** round(np.log2(2 * np.sqrt(size))), 2 ** int(np.log2(max(1, cap)))))
+        nbits = int(np.clip(np.log2(max(2, len(vectors) // 39)), 4, 8))
+        quantizer = faiss.IndexFlatL2(self.dim)
+        index = faiss.IndexIVFPQR(quantizer, self.dim, max(1, nlist), largest_divisor(self.dim, 16), nbits,
+                                  largest_divisor(self.dim, 32), nbits)
+        quantizer.this.disown()  # the index owns and frees its coarse quantizer
+        index.own_fields = True
+        index.train(vectors)
+        self.index = index
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+
+    def configure(self, tuned: dict | None) -> None:
+        if tuned:
+            self.nprobe, self.k_factor = int(tuned["nprobe"]), int(tuned["k_factor"])
+
+    def _set(self, nprobe: int, k_factor: int) -> None:
+        self.index.nprobe = min(nprobe, self.index.nlist)
+        self.index.k_factor = k_factor
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        self._set(self.nprobe, self.k_factor)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # one query: OpenMP's thread hand-offs only add latency
+        try:
+            distances, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        keep = ids[0] >= 0
+        return ids[0][keep], 1.0 - distances[0][keep].astype(np.float64) / 2  # unit vectors: cosine
+
+    def tune(self, queries: np.ndarray, own: np.ndarray, truth: np.ndarray) -> dict:
+        """The cheapest (nprobe, k_factor) whose 10-recall@10 on `queries` reaches RECALL_TARGET;
+        if none does, the cheapest within 0.005 of the best. `truth`: each query's exact top ids,
+        its own id `own` left out (it is in the index); cost ≈ codes scanned + codes re-ranked."""
+        k = truth.shape[1]
+        per_cell = self.index.ntotal / self.index.nlist
+        tried = []
+        for nprobe in [p for p in NPROBES if p <= max(NPROBES[0], self.index.nlist)]:
+            for k_factor in K_FACTORS:
+                self._set(nprobe, k_factor)
+                ids = self.index.search(np.ascontiguousarray(queries, np.float32), k + 1)[1]
+                found = [[i for i in row if i != me][:k] for row, me in zip(ids, own)]
+                recall = float(np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth)]))
+                tried.append((min(nprobe, self.index.nlist) * per_cell + 2 * k * k_factor, nprobe, k_factor, recall))
+        best = max(t[3] for t in tried)
+        enough = [t for t in tried if t[3] >= min(RECALL_TARGET, best - 0.005)]
+        _, nprobe, k_factor, recall = min(enough)
+        self.nprobe, self.k_factor = nprobe, k_factor
+        return {"nprobe": nprobe, "k_factor": k_factor, "recall_at_10": round(recall, 4), "queries": len(queries)}
+
+    save = HnswFaiss.save
+    __len__ = HnswFaiss.__len__
+
+
+LIBRARIES = {"faiss-ivfpqr": IvfPqrFaiss, "faiss-pq": PqRefineFaiss, "faiss": HnswFaiss, "usearch": HnswUsearch}
 
 
 class VectorIndex:
-    """The embeddings of an index folder, searchable by cosine (all vectors are unit length)."""
+    """The embeddings of an index folder, searchable by cosine (all vectors are unit length).
 
-    def __init__(self, folder: Path, library: str = DEFAULT_LIBRARY, exact_below: int = EXACT_BELOW) -> None:
+    `library=None` keeps the kind of index the folder already has (an older `faiss-pq` index
+    stays readable and grows as it is) and builds DEFAULT_LIBRARY for a new or rebuilt one.
+    """
+
+    def __init__(self, folder: Path, library: str | None = None, exact_below: int = EXACT_BELOW) -> None:
         self.folder = Path(folder)
         self.dir = self.folder / "ann"
-        self.library = LIBRARIES[library]
+        self.requested = library
         self.exact_below = exact_below
         self.state = self._read_state()
+        held = self.state.get("library")
+        self.library = LIBRARIES[library or (held if held in LIBRARIES else DEFAULT_LIBRARY)]
         self.ann = None
 
     # -- keeping it current -------------------------------------------------------------------
@@ -159,35 +265,71 @@ class VectorIndex:
         held = self.state["shards"]
         rebuilt = not set(held) <= set(shards) or self.state.get("library") != self.library.name
         if rebuilt:
+            if self.requested is None:
+                self.library = LIBRARIES[DEFAULT_LIBRARY]  # a rebuild is the moment to move to the default
             self.state = self._empty_state(manifest.get("dim", 0))
             held = []
+        elif "skipped" not in self.state:  # format 1: the failed rows were not listed
+            self.state["skipped"] = self._skipped_rows(held, self.state["offsets"])
         new = [name for name in shards if name not in set(held)]
         if not new and not rebuilt:
             return {"added": 0, "rebuilt": False}
+        saved = None if rebuilt else self._load()  # before the counts below change
         for name in new:
-            rows = len(read_shard(self.folder / name, ["error"])["error"])
+            errors = read_shard(self.folder / name, ["error"])["error"]
             self.state["offsets"].append(self.state["rows"])
             self.state["shards"].append(name)
-            self.state["rows"] += rows
-        self.state["valid"] = self._count_valid()
+            self.state["skipped"] += [self.state["rows"] + i for i, e in enumerate(errors) if e]
+            self.state["rows"] += len(errors)
+        self.state["valid"] = self.state["rows"] - len(self.state["skipped"])
         if self.state["valid"] >= self.exact_below:
-            self._grow(new if not rebuilt and self._ann_file().exists() else self.state["shards"])
+            self._grow(new if saved is not None else self.state["shards"])  # none usable: rebuild
+        self.state["format"] = FORMAT
         self._write_state()
         return {"added": len(new), "rebuilt": rebuilt}
 
     def _grow(self, names: list[str]) -> None:
-        fresh = not self._ann_file().exists() or names == self.state["shards"]
-        ann = self.library(self.state["dim"], None if fresh else self._ann_file())
-        if fresh and hasattr(ann, "train"):
-            ann.train(self._sample(names))
+        fresh = names == self.state["shards"]
+        ann = self.library(self.state["dim"], None) if fresh else self.ann
+        needs_sample = hasattr(ann, "tune") or (fresh and hasattr(ann, "train"))
+        sample = self._sample(self.state["shards"]) if needs_sample else None
+        own = self._tuning_ids(len(sample)) if sample is not None else None
+        if fresh and hasattr(ann, "train"):  # held out from training: the tuning queries
+            ann.train(np.delete(sample, own, axis=0) if len(sample) > 2 * len(own) else sample,
+                      self.state["valid"])
         for name in names:
             keys, vectors = self._shard_vectors(name)
             if len(keys):
                 ann.add(keys, vectors)
+        if hasattr(ann, "tune"):  # the re-rank depth and cells to visit, for this collection size
+            self.state["tuned"] = ann.tune(*self._tuning_set(sample, own))
         self.dir.mkdir(exist_ok=True)
         with atomic_path(self._ann_file()) as temp:  # fsynced, then renamed: never half an index
             ann.save(temp)
         self.ann = ann
+
+    @staticmethod
+    def _tuning_ids(size: int) -> np.ndarray:
+        return np.sort(np.random.default_rng(0).choice(size, min(TUNE_QUERIES, size), replace=False))
+
+    def _tuning_set(self, sample: np.ndarray, own: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The queries `own` drawn from the sample (the first valid vectors, so ids 0…len-1), and
+        their exact top-k ids over the whole collection by float32 inner product, own id left out."""
+        queries = sample[own]
+        best_ids = np.zeros((len(own), 0), np.int64)
+        best_scores = np.zeros((len(own), 0), np.float32)
+        position = 0
+        for name in self.state["shards"]:  # one shard at a time, merged into a running top k+1
+            vectors = self._shard_vectors(name)[1]
+            scores = queries @ vectors.T
+            ids = np.broadcast_to(np.arange(position, position + len(vectors)), scores.shape)
+            best_scores = np.concatenate([best_scores, scores], axis=1)
+            best_ids = np.concatenate([best_ids, ids], axis=1)
+            top = np.argsort(-best_scores, axis=1, kind="stable")[:, : k + 1]
+            best_scores, best_ids = np.take_along_axis(best_scores, top, 1), np.take_along_axis(best_ids, top, 1)
+            position += len(vectors)
+        truth = np.stack([[i for i in row if i != me][:k] for row, me in zip(best_ids, own)])
+        return queries, own, truth
 
     def _shard_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         columns = read_shard(self.folder / name, ["error", "embedding"])
@@ -206,21 +348,43 @@ class VectorIndex:
                 break
         return np.concatenate(parts)
 
-    def _count_valid(self) -> int:
-        return sum(sum(1 for e in read_shard(self.folder / n, ["error"])["error"] if not e)
-                   for n in self.state["shards"])
+    def _skipped_rows(self, names: list[str], offsets: list[int]) -> list[int]:
+        return [offset + i for name, offset in zip(names, offsets)
+                for i, e in enumerate(read_shard(self.folder / name, ["error"])["error"]) if e]
 
     # -- searching ------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int = 10, exact: bool = False) -> list[tuple[str, float]]:
-        """(path, cosine) best first: the ANN graph when there is one, else a brute-force scan."""
+        """(path, cosine) best first: the ANN index when there is one, else a brute-force scan.
+        From `faiss-ivfpqr` the cosine is the codes' estimate (within ~0.01), not the exact one."""
         query = np.asarray(query, np.float32).reshape(-1)
-        if exact or not self._ann_file().exists() or self.state["valid"] < self.exact_below:
+        if exact or self.state["valid"] < self.exact_below or self._load() is None:
             keys, scores = self._exact(query, k)
         else:
-            if self.ann is None:
-                self.ann = self.library(self.state["dim"], self._ann_file())
             keys, scores = self.ann.search(query, k)
+            if getattr(self.ann, "positional", False):
+                keys = self._keys(keys)
         return [(self._path(int(key)), float(score)) for key, score in zip(keys, scores)]
+
+    def _load(self):
+        """The saved ANN index, or None when there is none this code can use (missing, written for
+        another library, by a newer format, unreadable, or holding other rows than the state says)."""
+        if self.ann is None and self._ann_file().exists() and self.state.get("format", 1) <= FORMAT \
+                and self.state.get("library") == self.library.name:
+            try:
+                ann = self.library(self.state["dim"], self._ann_file())
+            except RuntimeError:  # FAISS's word for a truncated or foreign file
+                return None
+            if len(ann) == self.state["valid"]:
+                if hasattr(ann, "configure"):
+                    ann.configure(self.state.get("tuned"))
+                self.ann = ann
+        return self.ann
+
+    def _keys(self, positions: np.ndarray) -> np.ndarray:
+        """Insertion order → global row: each failed row before a vector shifts it by one."""
+        skipped = np.asarray(self.state.get("skipped", []), np.int64)
+        thresholds = skipped - np.arange(len(skipped))
+        return positions + np.searchsorted(thresholds, positions, side="right")
 
     def _exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         keys, scores = [], []
@@ -250,15 +414,17 @@ class VectorIndex:
     def _empty_state(self, dim: int) -> dict:
         for old in LIBRARIES.values():
             (self.dir / old.file).unlink(missing_ok=True)
-        return {"library": self.library.name, "dim": int(dim), "shards": [], "offsets": [], "rows": 0, "valid": 0}
+        self.ann = None
+        return {"format": FORMAT, "library": self.library.name, "dim": int(dim), "shards": [], "offsets": [],
+                "rows": 0, "valid": 0, "skipped": []}
 
     def _read_state(self) -> dict:
         from ..core.safeio import read_json_or_none
 
         state = read_json_or_none(self.dir / "state.json", 256 << 20)
-        if isinstance(state, dict):
+        if isinstance(state, dict) and isinstance(state.get("shards"), list):
             return state
-        return {"library": None, "dim": 0, "shards": [], "offsets": [], "rows": 0, "valid": 0}
+        return {"library": None, "dim": 0, "shards": [], "offsets": [], "rows": 0, "valid": 0, "skipped": []}
 
     def _write_state(self) -> None:
         self.dir.mkdir(exist_ok=True)

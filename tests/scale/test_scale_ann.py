@@ -42,7 +42,7 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("library", ["faiss-pq", "faiss", "usearch"])
+@pytest.mark.parametrize("library", ["faiss-ivfpqr", "faiss-pq", "faiss", "usearch"])
 def test_ann_top10_equals_exact_and_grows_incrementally(tmp_path, library):
     vectors = clustered(3000, 16, seed=1)
     manifest = fake_index(tmp_path / "idx", vectors[:2000], per_shard=500)
@@ -63,8 +63,10 @@ def test_ann_top10_equals_exact_and_grows_incrementally(tmp_path, library):
 def assert_top10(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray, library: str) -> None:
     """PQ + exact re-rank finds the exact top 10; an HNSW graph built by several threads at once is
     not deterministic (usearch 2.26 misses a neighbour in ~1 run of 5), so it must reach recall 0.97.
-    Every score returned is the true cosine."""
+    Every score returned is the true cosine, except the compact codes' estimate (within 0.06 from 5-bit codes);
+    their recall here, on a codebook learnt from 2,000 vectors of other clusters, must reach 0.8."""
     found_all, hits = 0, 0
+    compact = library == "faiss-ivfpqr"
     for query in queries:
         found = index.search(query, 10)
         truth = exact_top(vectors, query, 10)
@@ -73,8 +75,60 @@ def assert_top10(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray, l
         found_all += len(found)
         hits += len({p for p, _ in found} & set(truth))
         expected = [float(vectors[int(p[3:])] @ query) for p, _ in found]
-        np.testing.assert_allclose([s for _, s in found], expected, atol=1e-4)
-    assert found_all == 10 * len(queries) and hits / found_all >= 0.97
+        np.testing.assert_allclose([s for _, s in found], expected, atol=0.06 if compact else 1e-4)
+    assert found_all == 10 * len(queries) and hits / found_all >= (0.8 if compact else 0.97)
+
+
+def test_compact_index_recall_size_and_tuning_against_numpy(tmp_path):
+    """The default index on 6,000 clustered vectors (every 50th failed to decode): 10-recall@10
+    ≥ 0.95 for fresh queries from the same clusters against a numpy scan; the tuned nprobe and
+    re-rank depth are what reach that recall (the cheapest setting does not); 1,000 vectors more
+    grow the file by at most 64 B each (the centres and codebooks are paid once)."""
+    vectors, queries = np.split(clustered(7050, 32, seed=5), [7000])
+    manifest = fake_index(tmp_path / "idx", vectors[:6000], per_shard=1000)
+    index = VectorIndex(tmp_path / "idx", exact_below=0)
+    index.update(manifest)
+
+    def recall() -> float:
+        return float(np.mean([len({p for p, _ in index.search(q, 10)} & set(exact_top(vectors[:6000], q, 10))) / 10
+                              for q in queries]))
+
+    assert recall() >= 0.95
+    tuned = json.loads((tmp_path / "idx" / "ann" / "state.json").read_text())["tuned"]
+    assert tuned["recall_at_10"] >= 0.95 and tuned["queries"] == 200
+    index.ann.nprobe, index.ann.k_factor = 1, 1
+    assert recall() < 0.9
+    file = tmp_path / "idx" / "ann" / "ivfpqr.faiss"
+    before = file.stat().st_size
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=1000)
+    assert VectorIndex(tmp_path / "idx", exact_below=0).update(manifest) == {"added": 1, "rebuilt": False}
+    added = sum(1 for i in range(6000, 7000) if i % 50 != 7)
+    assert (file.stat().st_size - before) / added <= 64
+
+
+def test_an_older_or_damaged_ann_index_is_still_answered(tmp_path):
+    """A format-1 `faiss-pq` index (no "format", no "skipped" in its state) is searched and grown as
+    it is; an unreadable index file gives exact answers, then is rebuilt, never a traceback."""
+    vectors = clustered(1500, 16, seed=7)
+    manifest = fake_index(tmp_path / "idx", vectors[:1000], per_shard=500)
+    VectorIndex(tmp_path / "idx", library="faiss-pq", exact_below=0).update(manifest)
+    state_file = tmp_path / "idx" / "ann" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["format"], state["skipped"]
+    state_file.write_text(json.dumps(state))
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=500)
+    old = VectorIndex(tmp_path / "idx", exact_below=0)
+    assert old.update(manifest) == {"added": 1, "rebuilt": False}
+    query = clustered(1, 16, seed=8)[0]
+    assert [p for p, _ in old.search(query, 10)] == exact_top(vectors, query, 10)
+    assert json.loads(state_file.read_text())["library"] == "faiss-pq"
+    (tmp_path / "idx" / "ann" / "pq-refine.faiss").write_bytes(b"not an index")
+    damaged = VectorIndex(tmp_path / "idx", exact_below=0)
+    assert [p for p, _ in damaged.search(query, 10)] == exact_top(vectors, query, 10)
+    assert damaged.update(manifest)["added"] == 0
+    manifest["shards"] = manifest["shards"][:2]  # a shard gone: rebuilt, as the default index
+    assert damaged.update(manifest) == {"added": 2, "rebuilt": True}
+    assert (tmp_path / "idx" / "ann" / "ivfpqr.faiss").exists()
 
 
 def test_small_index_searches_exactly(tmp_path):
