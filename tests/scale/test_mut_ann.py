@@ -107,7 +107,7 @@ def test_the_ann_file_answers_from_exact_below_valid_rows_and_the_scan_otherwise
     folder = tmp_path / "idx"
     manifest = index_folder(folder, vectors, per_shard=200)
     valid = sum(1 for i in range(600) if i % 9 != 4)  # 533: brute_force's default `bad`
-    index = VectorIndex(folder, exact_below=valid)  # exactly at the threshold: the ANN is built
+    index = VectorIndex(folder, library="faiss-pq", exact_below=valid)  # exactly at the threshold: the ANN is built
     index.update(manifest)
     assert (folder / "ann" / "pq-refine.faiss").exists()
     index_folder(folder, -vectors, per_shard=200)
