@@ -29,6 +29,8 @@ from clipdesk.core.session import LabelBox, classify_job, regions_job, rescore
 
 from .worker import Task
 
+PROGRESS_MS = 200  # the most often the progress bar and message follow a run
+
 CHUNK_MIN, CHUNK_MAX, CHUNK_SECONDS = 64, 2048, 0.75
 
 
@@ -59,6 +61,11 @@ class ClassifyController(QObject):
         self.run: Run | None = None
         self.in_flight: set[Path] = set()
         self.live: LabelBox | None = None  # the labels the running classify chunk scores with
+        # The bar and message follow a run at most every PROGRESS_MS: QProgressBar.setValue
+        # repaints at once (and with it whatever else in the window waits to be painted).
+        self._progress_cooldown = QTimer(self, singleShot=True, interval=PROGRESS_MS)
+        self._progress_cooldown.timeout.connect(self._progress_if_due)
+        self._progress_due = False
         self.timer = QTimer(self, singleShot=True)
         self.timer.timeout.connect(self.next_job)
 
@@ -169,6 +176,8 @@ class ClassifyController(QObject):
         what = "Scoring regions for multi-label" if regions else "Classifying"
         if self.run is None or self.run.what != what:
             self.run = Run(total=remaining, what=what)
+            self._progress_cooldown.stop()  # a new run's first batch shows at once
+            self._progress_due = False
         else:
             self.run.total = max(self.run.total, self.run.done + remaining)
         vectors = [vector for _, vector in paths] if regions else []
@@ -213,9 +222,19 @@ class ClassifyController(QObject):
         self.session.set_embeddings(batch.items, probs, batch.labels, batch.quarters)
         if self.run is not None:
             self.run.done += len(batch.items)
-            self._show_progress(self.run)
+            if self._progress_cooldown.isActive() and self.run.done < self.run.total:
+                self._progress_due = True  # the last batch always shows: the bar ends full
+            else:
+                self._show_progress(self.run)
+                self._progress_cooldown.start()
         self.window.results_updated.emit()
         self.window.refresh_counts_later()
+
+    def _progress_if_due(self) -> None:
+        if self._progress_due and self.run is not None:
+            self._show_progress(self.run)
+            self._progress_cooldown.start()
+        self._progress_due = False
 
     def _show_progress(self, run: Run) -> None:
         rate = run.rate()

@@ -23,9 +23,22 @@ class SessionRowsMixin:
         self.endInsertRows()
 
     def _changed(self, rows) -> None:
-        for row in rows:
-            self.dataChanged.emit(*self._span(row, row))
+        # One signal per run of adjacent rows: a classified batch is 32 rows in a row, and every
+        # dataChanged costs the proxies and views a pass of their own.
+        for first, last in row_runs(rows):
+            self.dataChanged.emit(*self._span(first, last))
 
     def _all_changed(self) -> None:
         if self.session.items:
             self.dataChanged.emit(*self._span(0, len(self.session.items) - 1))
+
+
+def row_runs(rows) -> list[tuple[int, int]]:
+    """Sorted (first, last) runs of consecutive row numbers: [5, 1, 2, 3] -> [(1, 3), (5, 5)]."""
+    runs: list[tuple[int, int]] = []
+    for row in sorted(set(rows)):
+        if runs and row == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], row)
+        else:
+            runs.append((row, row))
+    return runs

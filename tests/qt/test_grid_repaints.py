@@ -1,0 +1,139 @@
+"""Issue 21: while results stream in, the grid repaints at most a few times a second and never
+for rows scrolled out of sight; the progress bar follows a run at the same pace. Each repaint is
+Python per card, and every Qt call from the GUI thread waits for the GIL that the decode threads
+hold: at one repaint per batch the window took the cores from the encoder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QObject
+from qt_helpers import wait_idle
+
+from clipdesk.core.session import Session
+from clipdesk.qt.thumbnails import Thumbnails
+from clipdesk.qt.widgets.image_grid import ImageCardDelegate, ImageListModel, ImageView
+from clipdesk.qt.widgets.session_rows import row_runs
+
+
+class PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, _obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+@pytest.fixture
+def grid(qtbot, tmp_path):
+    """A 600 x 400 grid over 400 rows (files that do not exist: cards say "no preview")."""
+    session = Session()
+    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(400)])
+    thumbnails = Thumbnails()
+    view = ImageView()
+    view.setModel(ImageListModel(session, thumbnails, view))
+    view.setItemDelegate(ImageCardDelegate(session, thumbnails, view))
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.waitUntil(lambda: not view.visualRect(view.model().index(399, 0)).isEmpty(), timeout=5000)
+    qtbot.wait(400)  # first paints and failed thumbnails settle
+    counter = PaintCounter()
+    view.viewport().installEventFilter(counter)
+    return session, view, counter
+
+
+def _visible_rows(view) -> list[int]:
+    screen = view.viewport().rect()
+    return [r for r in range(view.model().rowCount()) if screen.intersects(view.visualRect(view.model().index(r, 0)))]
+
+
+def _embed(session: Session, rows: range) -> None:
+    """What the worker's batch does to the session: these rows get an embedding."""
+    session.set_embeddings([(session.items[r].path, np.ones(4, np.float32), "") for r in rows])
+
+
+def test_row_runs_groups_adjacent_rows():
+    assert row_runs([5, 1, 2, 3]) == [(1, 3), (5, 5)]
+    assert row_runs([7, 7, 8]) == [(7, 8)]
+    assert row_runs([]) == []
+    assert row_runs(range(32)) == [(0, 31)]  # one signal for a classified batch, not 32
+
+
+def test_a_stream_of_visible_changes_repaints_a_few_times_then_the_last_state(qtbot, grid):
+    session, view, counter = grid
+    assert _visible_rows(view)[0] == 0
+    started = time.monotonic()
+    for _ in range(30):  # a batch every 10 ms, all on screen
+        _embed(session, range(0, 8))
+        qtbot.wait(10)
+    elapsed = time.monotonic() - started
+    qtbot.wait(500)  # the change that arrived during the last cooldown is still painted
+    # Unthrottled, each batch repaints: ~30. At most one per 200 ms, plus the first and the last.
+    assert 2 <= counter.count <= elapsed / 0.2 + 2, (counter.count, elapsed)
+
+
+def test_a_single_visible_change_repaints_at_once(qtbot, grid):
+    session, _view, counter = grid
+    _embed(session, range(0, 1))
+    qtbot.waitUntil(lambda: counter.count >= 1, timeout=150)  # not held back by the cooldown
+
+
+def test_changes_below_the_viewport_repaint_nothing(qtbot, grid):
+    session, view, counter = grid
+    assert max(_visible_rows(view)) < 300
+    for start in range(320, 400, 16):  # a classification past the first screen
+        _embed(session, range(start, start + 16))
+        qtbot.wait(20)
+    qtbot.wait(300)
+    assert counter.count == 0
+
+
+def test_progress_bar_follows_a_run_at_most_five_times_a_second(qtbot, open_window, make_images):
+    images = make_images(160)
+    window = open_window(batch_size=4)  # 40 batches of the tiny model: far more than 5 a second
+    window.session.set_labels(["cat", "dog"])
+    values, batches = [], []
+    window.progress_bar.valueChanged.connect(values.append)
+    window.results_updated.connect(lambda: batches.append(time.monotonic()))
+    started = time.monotonic()
+    window.add_paths(images)
+    wait_idle(qtbot, window, len(images))
+    elapsed = time.monotonic() - started
+    assert len(batches) >= 20
+    # The start (0), the first batch, one per 200 ms, the last: not one per batch (41).
+    assert 2 <= len(values) <= elapsed / 0.2 + 4, (len(values), len(batches), elapsed)
+    assert values[-1] == len(images)
+    assert values == sorted(values)  # never backwards
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread nice values are Linux's")
+def test_model_worker_threads_run_nicer_than_the_window(qtbot, open_window):
+    window = open_window()
+    gui_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def job(_engine, _token):
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = threading.Thread(target=lambda: seen.__setitem__(
+            "child", os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        child.start()  # decode pools and ONNX Runtime's threads start like this one
+        child.join()
+        return None
+
+    task = window.worker.submit("nice-probe", job)
+    qtbot.waitUntil(lambda: "child" in seen, timeout=20000)
+    assert task is not None
+    assert seen["worker"] > gui_nice
+    assert seen["child"] == seen["worker"]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_nice  # the window's own thread
+
