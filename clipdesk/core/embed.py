@@ -64,14 +64,16 @@ _all_cores: int | None = None  # torch's own thread count before share_cores fir
 
 
 def share_cores(encoder: Encoder) -> None:
-    """While a background ONNX export runs beside torch (the encoder's `note` says so), torch in
-    this thread leaves it a core; with the export gone, every core again.
+    """While a background ONNX export runs beside torch (`export_running`), torch in this thread
+    leaves it a core; before it starts (after the first batch) and once it is gone, every core.
 
     torch's intra-op threads meet after every operator, so when another process (the export) or
     a decode thread preempts one of them the whole batch waits for it. On 2 busy cores a
     ViT-B/32 label took 1.1 s through the text tower with 2 threads beside the export, 0.3 s
     with 1; the demo model's images 35-80 ms each against 5 (issue 21). Called per batch: the
-    export starts and ends in the middle of a run.
+    export starts and ends in the middle of a run. Keyed on the process, not on the encoder's
+    note: the note is up from the load, and the first photos on one thread made first results
+    1.17x the CLI's.
     """
     global _all_cores
     torch = sys.modules.get("torch")
@@ -80,7 +82,7 @@ def share_cores(encoder: Encoder) -> None:
         return
     if _all_cores is None:
         _all_cores = torch.get_num_threads()
-    wanted = max(1, _all_cores - 1) if getattr(encoder, "note", "") else _all_cores
+    wanted = max(1, _all_cores - 1) if getattr(encoder, "export_running", False) else _all_cores
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 

@@ -148,6 +148,13 @@ class OnnxEncoder:
         self._process = bg.start_background_export(self.loaded.arch, self.loaded.pretrained,
                                                 self.loaded.identity, self.precision)
 
+    @property
+    def export_running(self) -> bool:
+        """The background export process is at work now. It starts only after the first batch
+        of results, so until then (a note already says it is coming) torch keeps every core."""
+        process = self._process
+        return process is not None and process.poll() is None
+
     def _poll_pending(self) -> None:
         """Between batches, at most once a second: switch to ONNX Runtime once the background
         export is complete and verified (fp32 only: its embeddings are torch's to ~1e-6, so the

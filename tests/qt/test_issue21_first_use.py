@@ -5,6 +5,8 @@ job, no image decoded or encoded again."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from issue21_helpers import Counts, expected_probs, type_label
@@ -60,8 +62,9 @@ def test_a_label_added_after_first_use_is_only_rescored(qtbot, first_use_window,
 
 
 def test_torch_leaves_the_background_export_a_core():
-    """While the encoder says an export is being prepared, torch uses one core fewer; after it,
-    all of them again (the measured cause of the slow label: threads waiting for each other)."""
+    """While the export process runs, torch uses one core fewer; before it starts (the note is
+    already up: it is due after the first batch) and after it, every core (the measured cause
+    of the slow label: threads waiting for each other; of slow first results: one thread)."""
     import torch
 
     from clipdesk.core.embed import share_cores
@@ -71,6 +74,7 @@ def test_torch_leaves_the_background_export_a_core():
             device = torch.device("cpu")
 
         note = ""
+        export_running = False
 
     before = torch.get_num_threads()
     try:
@@ -78,9 +82,39 @@ def test_torch_leaves_the_background_export_a_core():
         every = torch.get_num_threads()
         Stub.note = "Preparing a faster ONNX version of this model in the background."
         share_cores(Stub())
+        assert torch.get_num_threads() == every  # announced, not started: the first photos get every core
+        Stub.export_running = True
+        share_cores(Stub())
         assert torch.get_num_threads() == max(1, every - 1)
-        Stub.note = ""
+        Stub.export_running = False
         share_cores(Stub())
         assert torch.get_num_threads() == every
     finally:
         torch.set_num_threads(before)
+
+
+def test_first_photos_get_every_core_and_the_export_starts_after_them(qtbot, first_use_window, tmp_path,
+                                                                     monkeypatch):
+    import torch
+
+    window = first_use_window
+    encoder = window.worker.engine.encoder
+    assert encoder.note and not encoder.export_running  # announced at load, not started
+    threads, running = [], []
+    encode = encoder.encode_image
+
+    def watching(images):
+        threads.append(torch.get_num_threads())
+        running.append(encoder.export_running)
+        return encode(images)
+
+    monkeypatch.setattr(encoder, "encode_image", watching)
+    window.session.set_options(templates="none")
+    photos = [save_image(tmp_path / "photos" / f"photo{i}.png", i, 320, 240) for i in range(4)]
+    window.add_paths(photos)
+    type_label(qtbot, window, "a cat")
+    wait_idle(qtbot, window, 4)
+    assert threads and running[0] is False
+    # Not confined to one thread while the export is only announced (1 was the bug, on 2 cores).
+    assert threads[0] > 1 or (os.cpu_count() or 1) < 2
+    qtbot.waitUntil(lambda: encoder._process is not None, timeout=10000)  # due after the first batch
