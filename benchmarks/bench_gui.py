@@ -220,8 +220,10 @@ def open_window(arch: str, pretrained: str, backend: str):
 
 
 def settled(window, n: int) -> bool:
-    return (window.model_ready and len(window.session) == n and not window.session.pending_paths()
-            and window._classify_task is None and window._rescore_task is None
+    """Checked every 10 ms: the cheap tests first (a pass over 20,000 rows on every check took a
+    third of a core from the window it measures)."""
+    return (window.model_ready and window._classify_task is None and window._rescore_task is None
+            and len(window.session) == n and not window.session.pending_paths()
             and not window._needs_rescore())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,9 @@ def decision_arrays(items: Sequence[ImageItem], n_labels: int, threshold: float 
                           unsure, present)
 
 
+DECISION_FIELDS = tuple(f.name for f in fields(DecisionArrays))
+
+
 class Session(LabelEditing):
     """Images (in the order they were added), labels as typed, and the options of the unsure rule."""
 
@@ -146,11 +149,38 @@ class Session(LabelEditing):
         self._listeners[event].append(callback)
 
     def _emit(self, event: str, *args) -> None:
-        self._arrays = None  # every event may change scores, rows or options
+        self._arrays = self._patched_arrays(event, args)  # other events may change every row
         if event not in ("scores", "options", "labels"):  # rows, paths or vectors may have changed
             self._features = self._quarters = None
         for callback in list(self._listeners[event]):
             callback(*args)
+
+    def _patched_arrays(self, event: str, args: tuple) -> DecisionArrays | None:
+        """The cached decisions with only a batch's rows ("changed") or the appended rows
+        ("added") worked out again. Recomputing every row is a Python pass over all items: at
+        20,000 images 11 ms, several times that while decode threads hold the GIL, and the
+        window asks after every batch (issue 21). Any other event drops the cache."""
+        arrays = self._arrays
+        if arrays is None or event not in ("changed", "added") or len(arrays.scored) > len(self.items):
+            return None
+        if event == "added":
+            first, last = args
+            if first != len(arrays.scored):
+                return None
+            part = self._decisions(self.items[first:last + 1])
+            return DecisionArrays(*(np.concatenate([getattr(arrays, name), getattr(part, name)])
+                                    for name in DECISION_FIELDS))
+        rows = np.array(sorted(set(args[0])), np.int64)
+        if len(arrays.scored) != len(self.items) or (len(rows) and rows[-1] >= len(self.items)):
+            return None
+        part = self._decisions([self.items[row] for row in rows])
+        patched = DecisionArrays(*(getattr(arrays, name).copy() for name in DECISION_FIELDS))
+        for name in DECISION_FIELDS:
+            getattr(patched, name)[rows] = getattr(part, name)
+        return patched
+
+    def _decisions(self, items: Sequence[ImageItem]) -> DecisionArrays:
+        return decision_arrays(items, len(self.score_labels), self.threshold, self.margin, self.multi_label)
 
     # -- images ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -369,8 +399,7 @@ class Session(LabelEditing):
         """`decide` for every row at once (numpy), cached until the next event: filters and
         sorting at 20,000 images cost milliseconds, not one Python call per row."""
         if self._arrays is None:
-            self._arrays = decision_arrays(self.items, len(self.score_labels), self.threshold,
-                                           self.margin, self.multi_label)
+            self._arrays = self._decisions(self.items)
         return self._arrays
 
     def label_mask(self, label: str) -> np.ndarray:

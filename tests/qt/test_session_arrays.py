@@ -51,3 +51,50 @@ def test_features_cache_follows_embeddings():
     assert len(session.features()[0]) == 2
     session.remove_rows([0])
     assert session.features()[0] == [Path("/x/b.png").absolute()]
+
+
+def _naive(session: Session) -> tuple[list[bool], list[int], list[float]]:
+    """Scored, top label and top score per row, worked out here one row at a time."""
+    scored, top, score = [], [], []
+    for item in session.items:
+        ok = item.probs is not None and len(item.probs) == len(session.score_labels)
+        scored.append(ok)
+        top.append(int(np.argmax(item.probs)) if ok else -1)
+        score.append(float(np.max(item.probs)) if ok else 0.0)
+    return scored, top, score
+
+
+def test_decisions_follow_batches_and_added_rows_without_a_full_pass(monkeypatch):
+    """Issue 21: between two batches only the batch's rows are worked out again (the window
+    asks after every batch; a pass over 20,000 rows is ~11 ms of Python), and the cached
+    decisions still equal a row-by-row computation after every batch and every added slice."""
+    import clipdesk.core.session as session_module
+
+    rng = np.random.default_rng(3)
+    session = Session()
+    session.add_paths([Path(f"/x/{i}.png") for i in range(50)])
+    session.set_scores([], np.zeros((0, 3)), ["a", "b", "c"])
+    assert session.decision_arrays().scored.tolist() == [False] * 50
+    sizes = []
+    real = session_module.decision_arrays
+
+    def counting(items, *args, **kwargs):
+        sizes.append(len(items))
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(session_module, "decision_arrays", counting)
+    for start in range(0, 80, 16):
+        if start == 48:  # rows arrive while earlier ones are being classified
+            session.add_paths([Path(f"/x/{i}.png") for i in range(50, 80)])
+            session.decision_arrays()
+        batch = [(session.items[r].path, rng.random(4).astype(np.float32), "") for r in range(start, start + 16)]
+        session.set_embeddings(batch, rng.dirichlet([1, 1, 1], 16).astype(np.float32), ["a", "b", "c"])
+        arrays = session.decision_arrays()
+        scored, top, score = _naive(session)
+        assert arrays.scored.tolist() == scored
+        assert [t if ok else -1 for t, ok in zip(arrays.top.tolist(), scored)] == top
+        np.testing.assert_allclose([s if ok else 0.0 for s, ok in zip(arrays.top_score, scored)], score, rtol=1e-6)
+    assert sizes and max(sizes) <= 30, sizes  # a batch (16) or an added slice (30), never all 80 rows
+    session.set_options(threshold=0.5)  # an option changes every row: a full pass again
+    assert session.decision_arrays().unsure.tolist() == [s < 0.5 for s in _naive(session)[2]]
+    assert sizes[-1] == 80
