@@ -240,9 +240,14 @@ class ClassifyController(QObject):
         rate = run.rate()
         eta = (run.total - run.done) / rate if rate > 0 else 0
         bar = self.window.progress_bar
+        # QProgressBar.setValue repaints at once, and a synchronous repaint paints everything
+        # else waiting in the window too (the table asks Python for every cell): with updates
+        # off it becomes an ordinary update, painted with the rest in the next pass.
+        bar.setUpdatesEnabled(False)
         bar.setRange(0, run.total)
         bar.setValue(run.done)
         bar.setFormat(f"%v/%m · {rate:.0f} img/s")
+        bar.setUpdatesEnabled(True)
         self.window.show_message(f"{run.what} {run.done}/{run.total} images · {rate:.1f} img/s · "
                                  f"ETA {eta:.0f} s")
 

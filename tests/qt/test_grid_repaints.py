@@ -18,6 +18,8 @@ from qt_helpers import wait_idle
 from clipdesk.core.session import Session
 from clipdesk.qt.thumbnails import Thumbnails
 from clipdesk.qt.widgets.image_grid import ImageCardDelegate, ImageListModel, ImageView
+from clipdesk.qt.widgets.proxy import SessionProxy
+from clipdesk.qt.widgets.results_table import ResultsTable, ResultsTableModel
 from clipdesk.qt.widgets.session_rows import row_runs
 
 
@@ -96,6 +98,73 @@ def test_changes_below_the_viewport_repaint_nothing(qtbot, grid):
         qtbot.wait(20)
     qtbot.wait(300)
     assert counter.count == 0
+
+
+@pytest.fixture
+def table(qtbot, tmp_path):
+    """The results table (through its proxy, as in the window) over 400 rows, 600 x 300."""
+    session = Session()
+    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(400)])
+    session.set_scores([], np.zeros((0, 2)), ["cat", "dog"])
+    proxy = SessionProxy(session)
+    proxy.search_order = False
+    proxy.setSourceModel(ResultsTableModel(session))
+    view = ResultsTable()
+    view.setModel(proxy)
+    qtbot.addWidget(view)
+    view.resize(600, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.wait(300)
+    counter = PaintCounter()
+    view.viewport().installEventFilter(counter)
+    return session, view, counter, proxy
+
+
+def _scored(session: Session, rows: range) -> None:
+    rng = np.random.default_rng(rows.start)
+    session.set_embeddings([(session.items[r].path, np.ones(4, np.float32), "") for r in rows],
+                           rng.dirichlet([1, 1], len(rows)).astype(np.float32), ["cat", "dog"])
+
+
+def test_table_rows_scored_out_of_sight_repaint_nothing(qtbot, table):
+    session, view, counter, _proxy = table
+    assert view.rowAt(view.viewport().height() - 1) < 300
+    for start in range(300, 400, 20):
+        _scored(session, range(start, start + 20))
+        qtbot.wait(20)
+    qtbot.wait(300)
+    assert counter.count == 0
+    _scored(session, range(0, 4))  # on screen: painted, with the new label
+    qtbot.waitUntil(lambda: counter.count >= 1, timeout=1000)
+    assert view.model().index(0, 1).data() in ("cat", "dog")
+
+
+def test_table_stream_of_visible_changes_is_paced(qtbot, table):
+    session, _view, counter, _proxy = table
+    started = time.monotonic()
+    for _ in range(25):
+        _scored(session, range(0, 5))
+        qtbot.wait(10)
+    elapsed = time.monotonic() - started
+    qtbot.wait(400)
+    assert 2 <= counter.count <= elapsed / 0.2 + 2, (counter.count, elapsed)
+
+
+def test_table_repaint_decides_each_row_once(qtbot, table, monkeypatch):
+    """Every visible cell asks for text, colour, alignment…: one decision per row, not per ask."""
+    session, view, _counter, _proxy = table
+    _scored(session, range(0, 400))
+    qtbot.wait(300)
+    asked = []
+    decision = session.decision
+    monkeypatch.setattr(session, "decision", lambda row: asked.append(row) or decision(row))
+    session.set_options(threshold=0.0)  # an event: what was worked out is forgotten
+    view.viewport().repaint()
+    visible = view.rowAt(view.viewport().height() - 1) + 1
+    assert visible > 5
+    assert sorted(set(asked)) == list(range(visible)) or sorted(set(asked)) == list(range(visible + 1))
+    assert len(asked) <= len(set(asked)) * 2, len(asked)  # ForegroundRole may ask once more per row
 
 
 def test_progress_bar_follows_a_run_at_most_five_times_a_second(qtbot, open_window, make_images):

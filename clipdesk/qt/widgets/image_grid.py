@@ -11,7 +11,6 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPainter, QPalette, QPen
@@ -20,12 +19,12 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemD
 from clipdesk.core.session import Session
 
 from ..thumbnails import Thumbnails, scaled
+from .repaint_pacer import RepaintPacer
 from .session_rows import SessionRowsMixin
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 CARD = QSize(160, 214)  # the smallest card (3 columns in an 800 px window); cards widen to fill the width
 GAP = 6  # between cards
-REPAINT_MS = 200  # the most often cards repaint while results stream in (5 a second)
 THUMB = QSize(168, 136)
 UNSURE_COLOUR = QColor("#c77c02")
 ERROR_COLOUR = QColor("#c62828")
@@ -212,12 +211,7 @@ class ImageView(QListView):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
         self.viewport().setAcceptDrops(True)  # drops land on the viewport of a scroll area
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        # While results stream in (a batch every few tens of ms), the cards are repainted at most
-        # every REPAINT_MS: each repaint is Python per card, and at 30 a second it took the GUI
-        # thread's whole share of the two cores from the encoder (issue 21).
-        self._repaint_cooldown = QTimer(self, singleShot=True, interval=REPAINT_MS)
-        self._repaint_cooldown.timeout.connect(self._repaint_if_due)
-        self._repaint_due = False
+        self._pacer = RepaintPacer(self)  # while results stream in: a few repaints a second
 
     @staticmethod
     def columns_for(width: int) -> tuple[int, int]:
@@ -271,33 +265,8 @@ class ImageView(QListView):
 
     def dataChanged(self, top_left, bottom_right, roles=()) -> None:  # noqa: N802
         """Repaint only: QListView lays every row out again on any dataChanged (in ListMode a
-        change may resize an item), 20,000 rows per landed thumbnail; cards have one size. The
-        first change of a quiet spell repaints at once, a stream of them every REPAINT_MS, and
-        rows scrolled out of sight repaint nothing (a classification past the first screen)."""
-        if not self._maybe_visible(top_left, bottom_right):
-            return
-        if self._repaint_cooldown.isActive():
-            self._repaint_due = True
-            return
-        self.viewport().update()
-        self._repaint_cooldown.start()
-
-    def _maybe_visible(self, top_left, bottom_right) -> bool:
-        """False only when the rows surely lie above or below the viewport. Cards flow left to
-        right, then down, so rows first..last span the lines from first's to last's; a row not
-        laid out yet has no rectangle, and then it may be visible."""
-        if not top_left.isValid() or not bottom_right.isValid():
-            return True
-        first, last = self.visualRect(top_left), self.visualRect(bottom_right)
-        if first.isEmpty() or last.isEmpty():
-            return True
-        return first.top() < self.viewport().height() and last.bottom() >= 0
-
-    def _repaint_if_due(self) -> None:
-        if self._repaint_due:
-            self._repaint_due = False
-            self.viewport().update()
-            self._repaint_cooldown.start()
+        change may resize an item), 20,000 rows per landed thumbnail; cards have one size."""
+        self._pacer.changed(top_left, bottom_right)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)

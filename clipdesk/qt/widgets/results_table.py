@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
 from clipdesk.core.session import Session
 
 from .image_grid import ERROR_COLOUR, PATH_ROLE, UNSURE_COLOUR
+from .repaint_pacer import RepaintPacer
 from .session_rows import SessionRowsMixin
 
 COLUMNS = ("File", "Top label", "Score", "Second label", "Margin", "Match")
@@ -20,7 +21,15 @@ class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
     def __init__(self, session: Session, parent=None) -> None:
         super().__init__(parent)
         self.session = session
+        # A repaint asks for each visible cell's text, colour and alignment: one decision per
+        # row, not one per call. Forgotten on every session event, before the views hear of it.
+        self._row_values: dict[int, tuple] = {}
+        for event in ("added", "about_to_reset", "reset", "changed", "labels", "scores", "options"):
+            session.on(event, self._forget_values)
         self._follow_session()
+
+    def _forget_values(self, *_args) -> None:
+        self._row_values.clear()
 
     def _span(self, first: int, last: int):
         return self.index(first, 0), self.index(last, len(COLUMNS) - 1)
@@ -38,6 +47,12 @@ class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
 
     def _values(self, row: int) -> tuple:
         """(file, top label, score, second label, margin, match) as raw values."""
+        values = self._row_values.get(row)
+        if values is None:
+            values = self._row_values[row] = self._work_out(row)
+        return values
+
+    def _work_out(self, row: int) -> tuple:
         item = self.session.items[row]
         decision = self.session.decision(row)
         if decision is None:
@@ -114,6 +129,12 @@ class ResultsTable(QTableView):
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
         self.setWordWrap(False)
+        self._pacer = RepaintPacer(self)  # while results stream in: a few repaints a second
+
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:  # noqa: N802
+        """QTableView repaints its whole viewport for any range of rows, asking the model for
+        every visible cell (Python); rows do not change height or width here."""
+        self._pacer.changed(top_left, bottom_right)
 
     def setModel(self, model) -> None:  # noqa: N802
         super().setModel(model)
