@@ -195,6 +195,17 @@ class Session(LabelEditing):
     def row_of(self, path: Path | str) -> int | None:
         return self._index.get(self._key(path))
 
+    @classmethod
+    def keys(cls, paths: Iterable[Path | str]) -> list[Path]:
+        """Each path once, in order, as the session keys it (absolute): a folder scan's thread
+        does this, so that the GUI thread only asks `not_loaded` (20,000 files: 30 ms vs 3)."""
+        return list(dict.fromkeys(map(cls._key, paths)))
+
+    def not_loaded(self, keys: Iterable[Path]) -> list[Path]:
+        """Of paths already keyed (`keys`), those not in the session."""
+        index = self._index
+        return [path for path in keys if path not in index]
+
     def add_paths(self, paths: Iterable[Path | str]) -> list[Path]:
         """Append files not already present; returns the ones added (duplicates are skipped)."""
         added = []

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QLin
 from clipdesk.core.demo import SAMPLE_SCENES, demo_labels, demo_sample_images
 from clipdesk.core.errors import ModelLoadError
 from clipdesk.core.paths import data_dir
+from clipdesk.core.session import Session
 
 from .undo import AddImages, RemoveImages
 from .worker import Task, run_in_pool
@@ -53,8 +54,8 @@ class ImagesController(QObject):
             from clipdesk.core.images import scan_images
 
             scan = scan_images(paths, pair_raw=pair_raw)
-            for path in scan.files:
-                hash(path)  # computed (and cached by pathlib) here, not on the GUI thread
+            # Keyed, de-duplicated and hashed (pathlib caches it) here, not on the GUI thread.
+            scan.files = Session.keys(scan.files)
             return scan
 
         def connect(task: Task) -> None:
@@ -81,8 +82,9 @@ class ImagesController(QObject):
         window.classifier.resume()
 
     def _add_in_slices(self, files: list[Path]) -> list[Path]:
-        """The files not loaded yet; the first slice at once, the rest one per event-loop turn."""
-        new = list(dict.fromkeys(f for f in map(self.session._key, files) if self.session.row_of(f) is None))
+        """The files (keyed: `Session.keys`, as the scan returns them) not loaded yet; the first
+        slice at once, the rest one per event-loop turn."""
+        new = self.session.not_loaded(files)
         self.adding.extend(new[i:i + ADD_SLICE] for i in range(0, len(new), ADD_SLICE))
         self._add_next_slice()
         return new

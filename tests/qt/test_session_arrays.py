@@ -98,3 +98,15 @@ def test_decisions_follow_batches_and_added_rows_without_a_full_pass(monkeypatch
     session.set_options(threshold=0.5)  # an option changes every row: a full pass again
     assert session.decision_arrays().unsure.tolist() == [s < 0.5 for s in _naive(session)[2]]
     assert sizes[-1] == 80
+
+
+def test_keys_then_not_loaded_skip_duplicates_and_loaded_files(tmp_path, monkeypatch):
+    """The scan's thread keys a drop once (absolute, each file once); the GUI thread only drops
+    what is loaded already, and the result is what add_paths would add."""
+    monkeypatch.chdir(tmp_path)
+    session = Session()
+    session.add_paths([tmp_path / "a.png"])
+    keys = Session.keys(["a.png", tmp_path / "b.png", "b.png", Path("c.png"), tmp_path / "c.png"])
+    assert keys == [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]
+    assert session.not_loaded(keys) == [tmp_path / "b.png", tmp_path / "c.png"]
+    assert session.add_paths(keys) == [tmp_path / "b.png", tmp_path / "c.png"]
