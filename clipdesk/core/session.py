@@ -77,7 +77,9 @@ def decide(probs: np.ndarray, names: Sequence[str], threshold: float = 0.0, marg
 
 @dataclass
 class DecisionArrays:
-    """`decide` for every row: `scored` rows have probabilities; `present` is rows × labels."""
+    """`decide` for every row: `scored` rows have probabilities; `present` is rows × labels.
+    `embedded` and `pending` are the row states the window's scheduler asks about after every
+    chunk: kept here, patched per batch with the rest, they cost no pass over 20,000 items."""
 
     scored: np.ndarray
     top: np.ndarray
@@ -86,13 +88,17 @@ class DecisionArrays:
     second_score: np.ndarray
     unsure: np.ndarray
     present: np.ndarray
+    embedded: np.ndarray  # the row has an image embedding
+    pending: np.ndarray  # the row waits to be embedded (status "pending")
 
 
 def decision_arrays(items: Sequence[ImageItem], n_labels: int, threshold: float = 0.0,
                     margin: float = 0.0, multi_label: bool = False) -> DecisionArrays:
     """The unsure rule of `decide`, vectorised over images (same ties: the first label wins)."""
     n = len(items)
-    scored = np.array([item.probs is not None and len(item.probs) == n_labels > 0 for item in items], bool)
+    scored = np.fromiter((item.probs is not None and len(item.probs) == n_labels > 0 for item in items), bool, n)
+    embedded = np.fromiter((item.vector is not None for item in items), bool, n)
+    pending = np.fromiter((item.status == "pending" for item in items), bool, n)
     probs = np.zeros((n, max(n_labels, 1)), np.float32)
     if scored.any():
         probs[scored] = np.stack([item.probs for item, ok in zip(items, scored) if ok])
@@ -119,7 +125,7 @@ def decision_arrays(items: Sequence[ImageItem], n_labels: int, threshold: float 
         if n_labels:
             present[rows, top] = ~unsure
     return DecisionArrays(scored, top, top_score, second, np.asarray(second_score, np.float32),
-                          unsure, present)
+                          unsure, present, embedded, pending)
 
 
 DECISION_FIELDS = tuple(f.name for f in fields(DecisionArrays))
@@ -284,8 +290,24 @@ class Session(LabelEditing):
         self.search_query = ""
         self._emit("scores")
 
-    def pending_paths(self) -> list[Path]:
-        return [item.path for item in self.items if item.status == "pending"]
+    def pending_paths(self, skip: set[Path] | frozenset = frozenset(), limit: int | None = None) -> list[Path]:
+        """Paths waiting to be embedded, in order, leaving out `skip` (in flight), at most `limit`."""
+        items, paths = self.items, []
+        for row in np.flatnonzero(self.decision_arrays().pending):
+            path = items[row].path
+            if path not in skip:
+                paths.append(path)
+                if limit is not None and len(paths) >= limit:
+                    break
+        return paths
+
+    def pending_count(self) -> int:
+        return int(self.decision_arrays().pending.sum())
+
+    def unscored_embedded(self) -> bool:
+        """Some image has an embedding but no scores (labels added, or scores cleared)."""
+        arrays = self.decision_arrays()
+        return bool((arrays.embedded & ~arrays.scored).any())
 
     def region_pending(self) -> list[tuple[Path, np.ndarray]]:
         """(path, vector) of embedded images still without quarter crops while multi-label is on

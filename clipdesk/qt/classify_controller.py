@@ -101,9 +101,9 @@ class ClassifyController(QObject):
         if window._closing or not window.model_ready:
             return
         if self.task is None and not self.paused:
-            pending = [p for p in self.session.pending_paths() if p not in self.in_flight]
-            if pending:
-                self._start(pending[:self.chunk_size()], len(pending))
+            chunk = self.session.pending_paths(skip=self.in_flight, limit=self.chunk_size())
+            if chunk:
+                self._start(chunk, self._pending_not_in_flight())
             elif self._start_regions():
                 return
         if self.task is not None:
@@ -160,6 +160,13 @@ class ClassifyController(QObject):
         rate = self.run.rate() if self.run else 0.0
         return int(min(CHUNK_MAX, max(CHUNK_MIN, rate * CHUNK_SECONDS)))
 
+    def _pending_not_in_flight(self) -> int:
+        """Counted from the cached row states: no pass over every image after each chunk."""
+        session = self.session
+        flying = sum(1 for path in self.in_flight
+                     if (row := session.row_of(path)) is not None and session.items[row].status == "pending")
+        return session.pending_count() - flying
+
     def needs_rescore(self) -> bool:
         if not self.session.labels:
             if self.session.score_labels:
@@ -169,7 +176,7 @@ class ClassifyController(QObject):
             return False
         if self.scores_signature != self.signature():
             return True
-        return any(item.vector is not None and item.probs is None for item in self.session.items)
+        return self.session.unscored_embedded()
 
     def _start(self, paths: list, remaining: int, regions: bool = False) -> None:
         """One chunk: `paths` to embed, or with `regions` (path, vector) pairs to crop."""
@@ -269,7 +276,7 @@ class ClassifyController(QObject):
         self.next_job()
 
     def _cancelled_message(self) -> str:
-        left = len(self.session.pending_paths())
+        left = self.session.pending_count()
         regions = len(self.session.region_pending())
         text = f"Cancelled; {left} images not classified"
         if regions:

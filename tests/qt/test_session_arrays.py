@@ -110,3 +110,34 @@ def test_keys_then_not_loaded_skip_duplicates_and_loaded_files(tmp_path, monkeyp
     assert keys == [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]
     assert session.not_loaded(keys) == [tmp_path / "b.png", tmp_path / "c.png"]
     assert session.add_paths(keys) == [tmp_path / "b.png", tmp_path / "c.png"]
+
+
+def test_pending_and_unscored_follow_every_change():
+    """The scheduler's questions, answered from the cached row states, equal a pass over the
+    items done here after each kind of change (batch, error, added rows, new labels)."""
+    session = Session()
+    session.add_paths([Path(f"/x/{i}.png") for i in range(40)])
+    session.set_scores([], np.zeros((0, 2)), ["a", "b"])
+
+    def check() -> None:
+        items = session.items
+        pending = [item.path for item in items if item.status == "pending"]
+        assert session.pending_count() == len(pending)
+        assert session.pending_paths() == pending
+        skip = set(pending[::3])
+        assert session.pending_paths(skip=skip, limit=5) == [p for p in pending if p not in skip][:5]
+        assert session.unscored_embedded() == any(i.vector is not None and i.probs is None for i in items)
+
+    check()
+    batch = [(session.items[r].path, np.ones(4, np.float32), "") for r in range(0, 10)]
+    session.set_embeddings(batch, np.full((10, 2), 0.5, np.float32), ["a", "b"])
+    check()
+    session.set_embeddings([(session.items[12].path, None, "broken")])  # an unreadable file
+    check()
+    session.set_embeddings([(session.items[r].path, np.ones(4, np.float32), "") for r in (20, 21)])  # no scores
+    check()
+    assert session.unscored_embedded()
+    session.add_paths([Path(f"/x/{i}.png") for i in range(40, 50)])
+    check()
+    session.set_scores([], np.zeros((0, 3)), ["a", "b", "c"])  # new labels: every score stale
+    check()
