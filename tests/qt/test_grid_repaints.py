@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QAbstractProxyModel, QAbstractTableModel, QEvent, QObject, Qt
 from qt_helpers import wait_idle
 
 from clipdesk.core.session import Session
@@ -206,3 +206,53 @@ def test_model_worker_threads_run_nicer_than_the_window(qtbot, open_window):
     assert seen["child"] == seen["worker"]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_nice  # the window's own thread
 
+
+
+class _CountingModel(ResultsTableModel):
+    asked = 0
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        type(self).asked += 1
+        return super().data(index, role)
+
+
+class _PerRoleModel(_CountingModel):
+    multiData = QAbstractTableModel.multiData  # noqa: N815 - Qt's own: one data() call per role
+    asked = 0
+
+
+class _PerRoleProxy(SessionProxy):
+    multiData = QAbstractProxyModel.multiData  # noqa: N815
+
+
+def _table_over(qtbot, session: Session, model_type, proxy_type) -> ResultsTable:
+    proxy = proxy_type(session)
+    proxy.search_order = False
+    proxy.setSourceModel(model_type(session))
+    view = ResultsTable()
+    view.setModel(proxy)
+    qtbot.addWidget(view)
+    view.resize(700, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def test_table_cells_paint_the_same_in_one_call_per_cell(qtbot, tmp_path):
+    """multiData hands a cell every role at once; the picture equals Qt's one-data()-per-role
+    path (text, right-aligned numbers, the unsure and error colours), with no data() call left."""
+    session = Session()
+    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(30)])
+    session.set_scores([], np.zeros((0, 2)), ["cat", "dog"])
+    _scored(session, range(0, 12))
+    session.set_embeddings([(session.items[12].path, None, "broken file")])
+    session.set_options(threshold=0.6)  # some rows unsure: their colour comes from ForegroundRole
+    one_call = _table_over(qtbot, session, _CountingModel, SessionProxy)
+    per_role = _table_over(qtbot, session, _PerRoleModel, _PerRoleProxy)
+    qtbot.wait(200)
+    _CountingModel.asked = _PerRoleModel.asked = 0
+    first = one_call.viewport().grab().toImage()
+    second = per_role.viewport().grab().toImage()
+    assert _CountingModel.asked == 0
+    assert _PerRoleModel.asked > 50  # Qt's own path asked data() role by role
+    assert first == second

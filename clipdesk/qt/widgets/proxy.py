@@ -189,6 +189,16 @@ class SessionProxy(QAbstractProxyModel):
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _NO_PARENT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self._rows)
 
+    def multiData(self, index, roles) -> None:  # noqa: N802
+        """All the roles a painted cell asks for, handed to the source in one call (Qt's proxy
+        would map the index again for each role: two Python calls per role)."""
+        source = self.sourceModel()
+        if source is None:
+            for role_data in roles:
+                role_data.clearData()
+            return
+        source.multiData(self.mapToSource(index), roles)
+
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _NO_PARENT) -> int:  # noqa: N802
         source = self.sourceModel()
         if parent.isValid() or source is None:

@@ -86,7 +86,20 @@ class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self.session.items):
             return None
-        row, column = index.row(), index.column()
+        return self._role_data(index.row(), index.column(), role)
+
+    def multiData(self, index, roles) -> None:  # noqa: N802
+        """Every role a painted cell asks for (text, alignment, colour, font, …) in one Python
+        call: Qt's default asks `data()` once per role, 7 calls per cell, each crossing into
+        Python and waiting for the GIL while classification threads run (issue 21)."""
+        valid = index.isValid() and index.row() < len(self.session.items)
+        for role_data in roles:
+            if valid:
+                role_data.setData(self._role_data(index.row(), index.column(), role_data.role()))
+            else:
+                role_data.clearData()
+
+    def _role_data(self, row: int, column: int, role: int):
         if role == PATH_ROLE:
             return self.session.items[row].path
         value = self._values(row)[column]
