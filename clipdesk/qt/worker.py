@@ -30,7 +30,7 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from clipdesk.core.errors import Cancelled
 from clipdesk.core.jobs import CancelToken
-from clipdesk.core.priority import lower_this_thread
+from clipdesk.core.priority import mark_background_thread
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -154,7 +154,7 @@ class ModelWorker(QThread):
                 task.cancel()
 
     def run(self) -> None:  # the worker thread
-        lower_this_thread()  # and with it the decode and ONNX Runtime threads it starts
+        mark_background_thread()  # and with it the decode and ONNX Runtime threads it starts
         while True:
             task = self._queue.get()
             if task is None:
@@ -223,7 +223,7 @@ class _SideRunnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        lower_this_thread()
+        mark_background_thread()
         self.worker.run_beside(self.task)
 
 
@@ -234,7 +234,7 @@ class _PoolRunnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        lower_this_thread()  # thumbnails, copies, scans: never ahead of the window's own thread
+        mark_background_thread()  # thumbnails, copies, scans: never ahead of the window's own thread
         drive(self.task, self.context)
 
 
