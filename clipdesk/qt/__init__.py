@@ -2,4 +2,4 @@
 
 from ._pyside_fix import apply as _apply_pyside_fix
 
-_apply_pyside_fix()  # PySide6 6.12.0's emit() leaks a reference to True (see _pyside_fix.py)
+_apply_pyside_fix()  # PySide6's import hook reads every module's source; 6.12.0's emit() leaks True
