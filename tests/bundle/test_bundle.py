@@ -101,3 +101,37 @@ def test_bundled_window_classifies_the_demo_images(bundle, home, tmp_path):
     assert [row["label"] for row in report["rows"]] == [n[3:].replace("-", " ") for n in names]
     assert shot.is_file() and shot.stat().st_size > 1000
     assert (home / ".config" / "clipdesk").is_dir()  # settings in the platform's folder
+
+
+def test_bundled_quick_finetune_runs_torch_free_and_its_model_classifies(bundle, home, tmp_path):
+    """The quick fine-tune (embeddings + a numpy head) in the bundle, then the command it prints,
+    copied literally; `full` says in one sentence what to install."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = np.full((64, 64, 3), rng.integers(0, 80), np.uint8)
+            pixels[16:48, 16:48] = colour
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    out = tmp_path / "model"
+    run = subprocess.run([*clean_env(home), str(bundle / "clipdesk"), "finetune", "data", "--model", "demo",
+                          "--method", "quick", "--out", str(out)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (out / "head.safetensors").is_file()
+    hint = next(line for line in run.stdout.splitlines() if line.startswith("Use it with: "))
+    command = hint.removeprefix("Use it with: ").replace("clipdesk ", f"{bundle / 'clipdesk'} ", 1)
+    command = command.replace("PATH", "data/red/0.png data/blue/1.png")
+    classified = subprocess.run([*clean_env(home), "sh", "-c", command], capture_output=True, text=True,
+                                timeout=300, cwd=tmp_path)
+    assert classified.returncode == 0, classified.stderr
+    lines = classified.stdout.splitlines()
+    assert lines[0].split()[1] == "red" and lines[1].split()[1] == "blue", classified.stdout
+    full = subprocess.run([*clean_env(home), str(bundle / "clipdesk"), "finetune", "data", "--model", "demo",
+                           "--method", "full", "--out", str(tmp_path / "full")], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert full.returncode != 0
+    message = full.stderr.strip().splitlines()
+    assert len(message) == 1 and "pip install 'clipdesk[train]'" in message[0], full.stderr
