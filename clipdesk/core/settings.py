@@ -15,6 +15,7 @@ from typing import Any
 from .atomic import write_json_atomic
 from .errors import ClipdeskError
 from .paths import config_dir
+from .prompts import DEFAULT_TEMPLATES, TEMPLATE_SET_NAMES
 
 log = logging.getLogger(__name__)
 __all__ = ["DEFAULTS", "Settings", "settings_path", "validate_setting", "write_json_atomic"]
@@ -29,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "pretrained": "",
     "device": "auto",
     "backend": "auto",
-    "templates": "photo",
+    "templates": DEFAULT_TEMPLATES,
     "labels": [],
     "recent_label_sets": [],
     "threshold": 0.0,  # 0 disables the unsure bucket's confidence test
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 _INVALID = object()
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
 BACKENDS = ("auto", "torch", "onnx")
-TEMPLATES = ("none", "photo", "ensemble", "imagenet80")
+TEMPLATES = TEMPLATE_SET_NAMES
 MAX_TEXT = 4096  # a path, an architecture name or a label; geometry blobs are longer
 
 

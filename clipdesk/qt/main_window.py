@@ -17,6 +17,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from clipdesk.core.paths import config_dir
+from clipdesk.core.prompts import DEFAULT_TEMPLATES
 from clipdesk.core.session import UNSURE, Session, load_image_list, save_image_list
 from clipdesk.core.settings import Settings
 
@@ -160,7 +161,7 @@ class MainWindow(QMainWindow):
 
     def _restore_session_settings(self) -> None:
         s = self.settings
-        self.session.templates = s["templates"] if s["templates"] in TEMPLATE_SETS else "photo"
+        self.session.templates = s["templates"] if s["templates"] in TEMPLATE_SETS else DEFAULT_TEMPLATES
         self.session.threshold = float(s["threshold"])
         self.session.margin = float(s["margin"])
         self.session.multi_label = bool(s["multi_label"])
