@@ -100,25 +100,32 @@ def test_changes_below_the_viewport_repaint_nothing(qtbot, grid):
     assert counter.count == 0
 
 
-@pytest.fixture
-def table(qtbot, tmp_path):
-    """The results table (through its proxy, as in the window) over 400 rows, 600 x 300."""
-    session = Session()
-    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(400)])
-    session.set_scores([], np.zeros((0, 2)), ["cat", "dog"])
-    proxy = SessionProxy(session)
+def _table_over(qtbot, session: Session, model_type=ResultsTableModel, proxy_type=SessionProxy,
+                width: int = 700) -> ResultsTable:
+    """The results table through its proxy, as in the window, shown at width x 300."""
+    proxy = proxy_type(session)
     proxy.search_order = False
-    proxy.setSourceModel(ResultsTableModel(session))
+    proxy.setSourceModel(model_type(session))
     view = ResultsTable()
     view.setModel(proxy)
     qtbot.addWidget(view)
-    view.resize(600, 300)
+    view.resize(width, 300)
     view.show()
     qtbot.waitExposed(view)
+    return view
+
+
+@pytest.fixture
+def table(qtbot, tmp_path):
+    """The results table over 400 rows, 600 x 300."""
+    session = Session()
+    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(400)])
+    session.set_scores([], np.zeros((0, 2)), ["cat", "dog"])
+    view = _table_over(qtbot, session, width=600)
     qtbot.wait(300)
     counter = PaintCounter()
     view.viewport().installEventFilter(counter)
-    return session, view, counter, proxy
+    return session, view, counter, view.model()
 
 
 def _scored(session: Session, rows: range) -> None:
@@ -228,19 +235,6 @@ class _PerRoleModel(_CountingModel):
 
 class _PerRoleProxy(SessionProxy):
     multiData = QAbstractProxyModel.multiData  # noqa: N815
-
-
-def _table_over(qtbot, session: Session, model_type, proxy_type) -> ResultsTable:
-    proxy = proxy_type(session)
-    proxy.search_order = False
-    proxy.setSourceModel(model_type(session))
-    view = ResultsTable()
-    view.setModel(proxy)
-    qtbot.addWidget(view)
-    view.resize(700, 300)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
 
 
 def test_table_cells_paint_the_same_in_one_call_per_cell(qtbot, tmp_path):
