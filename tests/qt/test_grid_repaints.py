@@ -255,3 +255,30 @@ def test_table_cells_paint_the_same_in_one_call_per_cell(qtbot, tmp_path):
     assert _CountingModel.asked == 0
     assert _PerRoleModel.asked > 50  # Qt's own path asked data() role by role
     assert first == second
+
+
+def test_table_top_label_colour_says_unsure_and_error(qtbot, tmp_path):
+    """Top-label colour per row against a rule worked out here: amber when the top score is
+    under the threshold, red for a file that could not be read, the default colour otherwise."""
+    session = Session()
+    session.add_paths([tmp_path / f"img{i:04d}.png" for i in range(20)])
+    session.set_scores([], np.zeros((0, 2)), ["cat", "dog"])
+    _scored(session, range(0, 12))
+    session.set_embeddings([(session.items[12].path, None, "broken file")])
+    session.set_options(threshold=0.6)
+    view = _table_over(qtbot, session)
+    model = view.model()
+    colours = {}
+    for row in range(model.rowCount()):
+        brush = model.index(row, 1).data(Qt.ItemDataRole.ForegroundRole)
+        colours[model.index(row, 0).data()] = None if brush is None else brush.color().name()
+    unsure = 0
+    for item in session.items:
+        if item.error:
+            expected = "#c62828"
+        elif item.probs is not None and float(np.max(item.probs)) < 0.6:
+            expected, unsure = "#c77c02", unsure + 1
+        else:
+            expected = None
+        assert colours[item.path.name] == expected, item.path.name
+    assert unsure > 0

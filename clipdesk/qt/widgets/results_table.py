@@ -120,8 +120,8 @@ class ResultsTableModel(SessionRowsMixin, QAbstractTableModel):
             item = self.session.items[row]
             if item.error:
                 return QBrush(ERROR_COLOUR)
-            decision = self.session.decision(row)
-            if decision is not None and decision.unsure:
+            arrays = self.session.decision_arrays()  # cached: no second `decide` per painted row
+            if arrays.scored[row] and arrays.unsure[row]:
                 return QBrush(UNSURE_COLOUR)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
