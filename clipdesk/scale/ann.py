@@ -40,6 +40,7 @@ RECALL_TARGET = 0.95  # 10-recall@10 against exact search that the build-time tu
 TUNE_QUERIES = 200  # sample vectors the tuning asks with (each one's own hit is left out)
 NPROBES = (4, 8, 16, 32, 64, 128, 256)  # IVF cells visited, tried in this order
 K_FACTORS = (2, 4, 8, 16, 32, 64)  # re-rank depth as a multiple of k, tried in this order
+OPQ_ITERATIONS = 25  # rounds of the rotation's training (FAISS's default 50 doubles its time; 25 is what was measured)
 
 
 class HnswUsearch:
@@ -146,18 +147,30 @@ class PqRefineFaiss:
     __len__ = HnswFaiss.__len__
 
 
+def inner_ivf(index):
+    """The IVFPQR itself: inside its rotation, or bare (a file from before the rotation)."""
+    import faiss
+
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+
+
 def largest_divisor(n: int, at_most: int) -> int:
     return max(m for m in range(1, min(n, at_most) + 1) if n % m == 0)
 
 
 class IvfPqrFaiss:
-    """FAISS IVFPQR in ≤ 64 B a vector: an IVF cell, a 16-byte PQ of the vector's residual to its
-    cell centre (scanned), and a 32-byte PQ of what the first PQ missed, used to re-rank the best
-    `k_factor × k` (an 8-byte id each; the centres and codebooks are a fixed few MB).
+    """FAISS IVFPQR in ≤ 64 B a vector, behind an OPQ rotation: an IVF cell, a 16-byte PQ of the
+    vector's residual to its cell centre (scanned), and a 32-byte PQ of what the first PQ missed,
+    used to re-rank the best `k_factor × k` (an 8-byte id each; the centres, the rotation and the
+    codebooks are a fixed few MB).
 
-    Chosen by measurement (module docstring). L2 on unit vectors ranks as cosine does
-    (|q - x|² = 2 - 2 q·x): FAISS has IVFPQR for L2 only. Ids are the order vectors were added in
-    (IVFPQR finds a re-rank code by its id), so VectorIndex maps them to row keys.
+    Chosen by measurement (module docstring). The rotation (OPQ, learnt for the 16 sub-spaces)
+    spreads the few directions that hold most of CLIP-like vectors' variance over all sub-spaces,
+    which plain PQ's fixed slices of the axes cannot; it is orthonormal, so distances are kept.
+    L2 on unit vectors ranks as cosine does (|q - x|² = 2 - 2 q·x): FAISS has IVFPQR for L2 only.
+    Ids are the order vectors were added in (IVFPQR finds a re-rank code by its id), so
+    VectorIndex maps them to row keys. Files written before the rotation (a bare IVFPQR) are read
+    and grown as they are.
     """
 
     name = "faiss-ivfpqr"
@@ -169,6 +182,7 @@ class IvfPqrFaiss:
 
         self.dim = dim
         self.index = faiss.read_index(str(path)) if path is not None else None
+        self.ivf = inner_ivf(self.index) if path is not None else None
         self.nprobe, self.k_factor = NPROBES[2], K_FACTORS[2]
 
     def train(self, vectors: np.ndarray, size: int = 0) -> None:
@@ -182,13 +196,23 @@ class IvfPqrFaiss:
         cap = min(4096, size // self.dim, len(vectors) // 39)
         nlist = int(min(2 ** round(np.log2(2 * np.sqrt(size))), 2 ** int(np.log2(max(1, cap)))))
         nbits = int(np.clip(np.log2(max(2, len(vectors) // 39)), 4, 8))
+        scanned = largest_divisor(self.dim, 16)
         quantizer = faiss.IndexFlatL2(self.dim)
-        index = faiss.IndexIVFPQR(quantizer, self.dim, max(1, nlist), largest_divisor(self.dim, 16), nbits,
-                                  largest_divisor(self.dim, 32), nbits)
-        quantizer.this.disown()  # the index owns and frees its coarse quantizer
+        ivf = faiss.IndexIVFPQR(quantizer, self.dim, max(1, nlist), scanned, nbits,
+                                largest_divisor(self.dim, 32), nbits)
+        quantizer.this.disown()  # each index owns and frees what it wraps
+        ivf.own_fields = True
+        rotation = faiss.OPQMatrix(self.dim, scanned)
+        rotation.niter = OPQ_ITERATIONS
+        rotation_pq = faiss.ProductQuantizer(self.dim, scanned, nbits)  # as many centroids as the sample can fill
+        rotation.pq = rotation_pq  # borrowed while training only: this name keeps it alive till then
+        index = faiss.IndexPreTransform(rotation, ivf)
+        rotation.this.disown()
+        ivf.this.disown()
         index.own_fields = True
         index.train(vectors)
-        self.index = index
+        rotation.pq = None
+        self.index, self.ivf = index, inner_ivf(index)
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         self.index.add(np.ascontiguousarray(vectors, np.float32))
@@ -198,8 +222,8 @@ class IvfPqrFaiss:
             self.nprobe, self.k_factor = int(tuned["nprobe"]), int(tuned["k_factor"])
 
     def _set(self, nprobe: int, k_factor: int) -> None:
-        self.index.nprobe = min(nprobe, self.index.nlist)
-        self.index.k_factor = k_factor
+        self.ivf.nprobe = min(nprobe, self.ivf.nlist)
+        self.ivf.k_factor = k_factor
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss
@@ -219,15 +243,16 @@ class IvfPqrFaiss:
         if none does, the cheapest within 0.005 of the best. `truth`: each query's exact top ids,
         its own id `own` left out (it is in the index); cost ≈ codes scanned + codes re-ranked."""
         k = truth.shape[1]
-        per_cell = self.index.ntotal / self.index.nlist
+        nlist = self.ivf.nlist
+        per_cell = self.index.ntotal / nlist
         tried = []
-        for nprobe in [p for p in NPROBES if p <= max(NPROBES[0], self.index.nlist)]:
+        for nprobe in [p for p in NPROBES if p <= max(NPROBES[0], nlist)]:
             for k_factor in K_FACTORS:
                 self._set(nprobe, k_factor)
                 ids = self.index.search(np.ascontiguousarray(queries, np.float32), k + 1)[1]
                 found = [[i for i in row if i != me][:k] for row, me in zip(ids, own)]
                 recall = float(np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth)]))
-                tried.append((min(nprobe, self.index.nlist) * per_cell + 2 * k * k_factor, nprobe, k_factor, recall))
+                tried.append((min(nprobe, nlist) * per_cell + 2 * k * k_factor, nprobe, k_factor, recall))
         best = max(t[3] for t in tried)
         enough = [t for t in tried if t[3] >= min(RECALL_TARGET, best - 0.005)]
         _, nprobe, k_factor, recall = min(enough)

@@ -154,3 +154,66 @@ def test_search_index_cli(demo_engine, small_folder, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 10
     assert main(["search", "--index", str(tmp_path / "nowhere"), "--query", "x"]) == 2
     assert "not a clipdesk index" in capsys.readouterr().err
+
+
+def lopsided(n: int, dim: int, seed: int) -> np.ndarray:
+    """Five clusters whose noise has a power-law spectrum (axis i's spread ∝ 1/i), like CLIP
+    embeddings, whose variance sits in a few directions."""
+    centres = np.random.default_rng(99).standard_normal((5, dim))
+    spread = 1 / np.arange(1, dim + 1)
+    spread *= np.sqrt(dim / (spread**2).sum()) / np.sqrt(dim)
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, 5, n)] / np.sqrt(dim) + rng.standard_normal((n, dim)) * spread
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def bare_ivfpqr(vectors: np.ndarray, like):
+    """IVFPQR without a rotation, as the index was before it: the same cells and code sizes."""
+    import faiss
+
+    dim = vectors.shape[1]
+    index = faiss.IndexIVFPQR(faiss.IndexFlatL2(dim), dim, like.nlist, like.pq.M, like.pq.nbits,
+                              like.refine_pq.M, like.refine_pq.nbits)
+    index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def test_rotation_lifts_recall_where_variance_sits_in_few_directions(tmp_path):
+    """On lopsided 128-d vectors the default index, searched as tuned, reaches 10-recall@10 ≥ 0.9
+    against a numpy scan; an IVFPQR without the rotation, same cells and codes and visiting every
+    cell with a deep re-rank, stays at least 0.08 below (plain PQ spends as many bits on the
+    near-empty last axes as on the first ones)."""
+    vectors, queries = np.split(lopsided(4050, 128, seed=5), [4000])
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=1000)
+    index = VectorIndex(tmp_path / "idx", exact_below=0)
+    index.update(manifest)
+    ours = float(np.mean([len({p for p, _ in index.search(q, 10)} & set(exact_top(vectors, q, 10))) / 10
+                          for q in queries]))
+    valid = np.flatnonzero(np.arange(len(vectors)) % 50 != 7)
+    bare = bare_ivfpqr(vectors[valid], index.ann.ivf)
+    bare.nprobe, bare.k_factor = bare.nlist, 64
+    found = bare.search(queries, 10)[1]
+    theirs = float(np.mean([len({f"img{valid[i]}" for i in row} & set(exact_top(vectors, q, 10))) / 10
+                            for row, q in zip(found, queries)]))
+    assert ours >= 0.9 and ours >= theirs + 0.08, (ours, theirs)
+
+
+def test_an_index_written_before_the_rotation_is_read_and_grown(tmp_path):
+    """A bare IVFPQR file (what the default index was before the rotation) keeps answering and
+    takes new shards as it is: not rebuilt, still bare, every row found by its own vector."""
+    import faiss
+
+    vectors = clustered(3000, 32, seed=11)
+    manifest = fake_index(tmp_path / "idx", vectors[:2000], per_shard=500)
+    index = VectorIndex(tmp_path / "idx", exact_below=0)
+    index.update(manifest)
+    file = tmp_path / "idx" / "ann" / "ivfpqr.faiss"
+    valid = [i for i in range(2000) if i % 50 != 7]
+    faiss.write_index(bare_ivfpqr(vectors[valid], index.ann.ivf), str(file))
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=500)
+    old = VectorIndex(tmp_path / "idx", exact_below=0)
+    assert old.update(manifest) == {"added": 2, "rebuilt": False}
+    assert not isinstance(faiss.read_index(str(file)), faiss.IndexPreTransform)
+    for row in (0, 1999, 2001, 2999):
+        assert old.search(vectors[row], 1)[0][0] == f"img{row}"
