@@ -282,12 +282,14 @@ class VectorIndex:
         held = self.state.get("library")
         self.library = LIBRARIES[library or (held if held in LIBRARIES else DEFAULT_LIBRARY)]
         self.ann = None
+        self._paths: dict[str, list[str]] = {}  # shard name → its path column, read on first hit
 
     # -- keeping it current -------------------------------------------------------------------
     def update(self, manifest: dict) -> dict:
         """Bring the ANN state in line with the manifest's shards; returns {"added", "rebuilt"}."""
         shards = list(manifest["shards"])
         held = self.state["shards"]
+        self._paths.clear()  # a shard may have been written again under its name
         rebuilt = not set(held) <= set(shards) or self.state.get("library") != self.library.name
         if rebuilt:
             if self.requested is None:
@@ -430,7 +432,9 @@ class VectorIndex:
     def _path(self, key: int) -> str:
         slot = bisect.bisect_right(self.state["offsets"], key) - 1
         name = self.state["shards"][slot]
-        return read_shard(self.folder / name, ["path"])["path"][key - self.state["offsets"][slot]]
+        if name not in self._paths:  # one read per shard, not one per hit
+            self._paths[name] = read_shard(self.folder / name, ["path"])["path"]
+        return self._paths[name][key - self.state["offsets"][slot]]
 
     # -- state on disk ---------------------------------------------------------------------------
     def _ann_file(self) -> Path:

@@ -217,3 +217,25 @@ def test_an_index_written_before_the_rotation_is_read_and_grown(tmp_path):
     assert not isinstance(faiss.read_index(str(file)), faiss.IndexPreTransform)
     for row in (0, 1999, 2001, 2999):
         assert old.search(vectors[row], 1)[0][0] == f"img{row}"
+
+
+def test_hits_read_each_shards_paths_once_and_afresh_after_an_update(tmp_path, monkeypatch):
+    """Ten hits in two shards read two path columns, not ten; a shard written again under its
+    name (update) is read again, so a renamed file's new path is what a search returns."""
+    import clipdesk.scale.ann as ann_module
+
+    vectors = clustered(1000, 16, seed=4)
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=500)
+    index = VectorIndex(tmp_path / "idx")  # under EXACT_BELOW: the exact scan, hits from both shards
+    index.update(manifest)
+    reads = []
+    real = ann_module.read_shard
+    monkeypatch.setattr(ann_module, "read_shard", lambda path, columns=None: reads.append(columns) or real(path, columns))
+    query = vectors[3]
+    found = [p for p, _ in index.search(query, 10)]
+    assert found == exact_top(vectors, query, 10) and {int(p[3:]) < 500 for p in found} == {True, False}
+    assert reads.count(["path"]) == 2
+    renamed = {"path": [f"new{i}" for i in range(500)], "error": [None] * 500, "embedding": vectors[:500]}
+    sh.write_shard(tmp_path / "idx", manifest["shards"][0], renamed, {})
+    index.update(manifest)
+    assert "new3" in [p for p, _ in index.search(query, 10)]
