@@ -162,6 +162,9 @@ class Bench:
     def env(self, cache: Path) -> dict:
         env = dict(os.environ, CLIPDESK_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
         env.pop("CLIPDESK_CONFIG_DIR", None)
+        # Bytecode as an installed package has it (pip compiles at install; rclip's venv has it):
+        # with PYTHONDONTWRITEBYTECODE set, as on this machine, every leg re-compiled the checkout.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def reset(self, photo_set: PhotoSet) -> None:
