@@ -239,3 +239,33 @@ def test_hits_read_each_shards_paths_once_and_afresh_after_an_update(tmp_path, m
     sh.write_shard(tmp_path / "idx", manifest["shards"][0], renamed, {})
     index.update(manifest)
     assert "new3" in [p for p, _ in index.search(query, 10)]
+
+
+def test_search_index_ann_choice_sticks_with_the_folder(tmp_path, monkeypatch, capsys):
+    """`--ann rerank` rebuilds the vector index as the float32 re-rank kind; later searches without
+    --ann keep it (answers exact, as that kind finds the exact top 10); `--ann compact` goes back."""
+    import clipdesk.scale.ann as ann_module
+
+    vectors = clustered(1200, 16, seed=9)
+    manifest = fake_index(tmp_path / "idx", vectors, per_shard=600)
+    manifest["model"] = {"arch": "demo", "pretrained": "demo", "precision": "fp32"}
+    sh.write_manifest(tmp_path / "idx", manifest)
+    monkeypatch.setattr(ann_module.VectorIndex.__init__, "__defaults__", (None, 0))  # ANN even this small
+    query = vectors[11]
+
+    class Engine:  # the query vector, without a model
+        def label_weights(self, labels, templates):
+            return [query]
+
+    monkeypatch.setattr("clipdesk.scale.cli.open_engine", lambda namespace: Engine())
+    library = lambda: json.loads((tmp_path / "idx" / "ann" / "state.json").read_text())["library"]  # noqa: E731
+    base = ["search", "--index", str(tmp_path / "idx"), "--query", "x", "--format", "json"]
+    for extra, expected in (([], "faiss-ivfpqr"), (["--ann", "rerank"], "faiss-pq"), ([], "faiss-pq"),
+                            (["--ann", "compact"], "faiss-ivfpqr")):
+        assert main(base + extra) == 0
+        assert library() == expected
+        hits = [row["path"] for row in json.loads(capsys.readouterr().out)]
+        if expected == "faiss-pq":
+            assert hits == exact_top(vectors, query, 10)
+    assert main(base + ["--ann", "fast"]) == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
