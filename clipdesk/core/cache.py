@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS texts (
     model TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, key));
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, stamp TEXT NOT NULL, digest TEXT NOT NULL);
 """
 
 
@@ -50,7 +52,9 @@ class CacheUnavailable(Exception):
     """Internal: the cache file cannot be used; the caller degrades to no cache."""
 
 
-_EXPECTED_COLUMNS = {"images": ["model", "digest", "vector"], "texts": ["model", "key", "vector"]}
+_EXPECTED_COLUMNS = {"images": ["model", "digest", "vector"], "texts": ["model", "key", "vector"],
+                     "files": ["path", "stamp", "digest"]}
+RACY_S = 2.0  # a file changed this recently may change again within one clock tick: not remembered
 LOCK_TIMEOUT_S = 10.0  # a writer in another process is done in milliseconds; 10 s is a stuck lock
 
 
@@ -220,6 +224,30 @@ class EmbeddingCache:
     def put_texts(self, model: str, items: dict[str, np.ndarray]) -> None:
         self._put("texts", model, items)
 
+    def known_digest(self, path: str, stamp: str) -> str | None:
+        """The content digest recorded for `path` when its stat was `stamp` (file_stamp): a file
+        unchanged since it was read is not read and hashed again just to find its embedding."""
+        if self.disabled:
+            return None
+        try:
+            row = self._connect().execute("SELECT digest FROM files WHERE path=? AND stamp=?",
+                                          (_storable(path), stamp)).fetchone()
+        except (sqlite3.Error, OSError) as error:
+            self._fail(error)
+            return None
+        return row[0] if row and isinstance(row[0], str) else None
+
+    def remember_digests(self, items: dict[str, tuple[str, str]]) -> None:
+        """path → (stamp, digest) of files just read; one transaction."""
+        if not items or self.disabled:
+            return
+        rows = [(_storable(path), stamp, digest) for path, (stamp, digest) in items.items()]
+        try:
+            with self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", rows)
+        except (sqlite3.Error, OSError) as error:
+            self._fail(error)
+
     def _get(self, table: str, column: str, model: str, keys: list[str]) -> dict[str, np.ndarray]:
         if self.disabled:
             return {}
@@ -282,6 +310,7 @@ class EmbeddingCache:
                 with self._connect() as db:
                     db.execute("DELETE FROM images")
                     db.execute("DELETE FROM texts")
+                    db.execute("DELETE FROM files")
                 self._connect().execute("VACUUM")
                 self._remove_files(broken_only=True)
                 return
@@ -322,6 +351,21 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def file_stamp(path: Path | str, now: float | None = None) -> str | None:
+    """Size, modification and change times (ns), inode and device of a regular file, as text:
+    what must all be unchanged for its recorded digest to stand. None for a file that cannot be
+    stat'ed, is not a regular file, or changed within RACY_S of `now` (a write in the same clock
+    tick could leave every field equal: git's "racily clean" case), so it is read as usual."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    now_ns = int((time.time() if now is None else now) * 1e9)
+    if not stat.S_ISREG(info.st_mode) or now_ns - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_S * 1e9:
+        return None
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}:{info.st_dev}"
 
 
 def _storable(text: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Encoder
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, file_stamp
 from .digest import content_digest
 from .errors import ImageLoadError
 from .images import decode_rgb, read_bytes
@@ -50,6 +50,8 @@ class _Item:
     tensor: object = None
     cached: np.ndarray | None = None
     error: str = ""
+    stamp: str | None = None  # file_stamp when it was read (None: not to be remembered)
+    known: bool = False  # its digest came from the cache's record of the file, not from a read
 
 
 def default_workers() -> int:
@@ -106,6 +108,14 @@ class _Loader:
     def __call__(self, path: Path) -> _Item:
         item = _Item(path)
         try:
+            item.stamp = file_stamp(path)
+            known = self.cache.known_digest(os.path.abspath(path), item.stamp) if item.stamp else None
+            if known:  # unchanged since it was read: its embedding, without reading it again
+                hit = self.cache.get_images(self.identity, [known])
+                if hit:
+                    item.digest, item.known = known, True
+                    item.cached = _unflatten(hit[known], self.views)
+                    return item
             data = read_bytes(path)
             item.digest = content_digest(data)
             hit = self.cache.get_images(self.identity, [item.digest])
@@ -222,6 +232,9 @@ def _encode_batch(encoder, cache, batch, result, vectors, loader: _Loader) -> li
         else:
             log.warning("The model is in training mode; its embeddings are not cached.")
         result.encoded += len(to_encode)
+    read = {os.path.abspath(item.path): (item.stamp, item.digest) for item in batch
+            if item.stamp and item.digest and not item.known and not item.error}
+    cache.remember_digests(read)
     payload = []
     for item in batch:
         if item.error:
