@@ -72,7 +72,8 @@ def test_an_edited_file_is_read_and_encoded_again_a_touched_one_read_only(tiny_e
 def test_a_file_replaced_by_another_of_the_same_size_and_times_is_read(tiny_engine, make_images, reads):
     """Same size and mtime (a copy with preserved times, `cp -p` or a sync tool) but another inode
     (and change time): the record does not stand."""
-    first, second = make_images(2)
+    first, second = make_images(2, suffix=".bmp")  # uncompressed: two pictures, the same byte length
+    assert first.stat().st_size == second.stat().st_size and first.read_bytes() != second.read_bytes()
     embed(tiny_engine, [first])
     replacement = first.with_suffix(".new")
     replacement.write_bytes(second.read_bytes())
